@@ -1,0 +1,599 @@
+package guest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Errors of the console. Test them with errors.Is.
+var (
+	// ErrLoginIncorrect: the guest rejected the user name or password.
+	ErrLoginIncorrect = errors.New("login incorrect")
+	// ErrConsoleClosed: reading the console failed or hit EOF (the guest or
+	// its QEMU went away).
+	ErrConsoleClosed = errors.New("console closed")
+	// ErrOverflow: a command printed more than ConsoleOptions.MaxBuffer
+	// bytes before its result was collected.
+	ErrOverflow = errors.New("console output overflowed the buffer")
+)
+
+// ConsoleError is a failure on the console together with what the guest
+// printed last, which is usually what explains it. It wraps the cause:
+// context.DeadlineExceeded for timeouts, ErrConsoleClosed, ErrLoginIncorrect.
+type ConsoleError struct {
+	// What says what the console was waiting for or doing.
+	What string
+	// Err is the cause.
+	Err error
+	// Tail is the end of the console output (kernel messages included).
+	Tail string
+}
+
+// Error implements error.
+func (e *ConsoleError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "guest console: %s: %v", e.What, e.Err)
+	if t := strings.TrimSpace(e.Tail); t != "" {
+		b.WriteString("\nlast console lines:")
+		for _, l := range strings.Split(t, "\n") {
+			b.WriteString("\n  | ")
+			b.WriteString(l)
+		}
+	} else {
+		b.WriteString(" (the guest printed nothing)")
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *ConsoleError) Unwrap() error { return e.Err }
+
+// ConsoleOptions tunes a Console. The zero value is ready to use.
+type ConsoleOptions struct {
+	// Transcript, if set, receives every byte read from the guest, as read.
+	// The password is never in it: login does not echo it.
+	Transcript io.Writer
+	// OnKernelLine, if set, is called with every kernel console message
+	// (e.g. "[   12.345678] BUG: ..."), from the reader goroutine: it must
+	// not block.
+	OnKernelLine func(line string)
+	// LoginNudge is how long Login waits for a login prompt before sending
+	// an empty line to make getty print it again (the prompt may have been
+	// printed before anyone read the console); repeated at that interval.
+	// 0 means 10s; negative means never.
+	LoginNudge time.Duration
+	// MaxBuffer bounds the console text kept for matching; 0 means 8 MiB.
+	MaxBuffer int
+}
+
+// tailKeep is how much raw console output is kept for Tail.
+const tailKeep = 64 << 10
+
+// errorTail is how much console output goes into a ConsoleError.
+const errorTail = 1500
+
+// maxKernelLines bounds the kernel messages kept for Result.Kernel.
+const maxKernelLines = 4096
+
+// maxLine is the longest command line sent to the guest: a tty in canonical
+// mode keeps at most 4095 bytes of a line, and the markers need room.
+const maxLine = 3800
+
+// Console drives a shell on a guest's serial console: it logs in and runs
+// commands, telling their output, exit status and the kernel's console
+// messages apart.
+//
+// One goroutine reads the console all the time (NewConsole starts it; it
+// ends when a Read fails), so the guest never blocks on a full pty and a
+// transcript is complete. Everything it reads is kept, with kernel messages
+// cut out (see Profile.KernelLine), in a bounded buffer that all waits
+// search.
+//
+// Commands are framed by markers that include a fresh random nonce and that
+// the shell assembles with printf, so neither the echo of the command line
+// nor stale output can be mistaken for them. After Login the tty's echo is
+// off and its "onlcr" is off, so command output arrives exactly as written
+// and kernel messages (which the kernel ends with "\r\n") stand out.
+//
+// Methods may be called from several goroutines; commands run in the order
+// they were sent.
+type Console struct {
+	rw      io.ReadWriter
+	profile *Profile
+	opts    ConsoleOptions
+
+	wmu sync.Mutex // serialises writes
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever anything is read
+	cl      cleaner
+	text    []byte // user text (complete lines); text[0] is at stream offset base
+	base    int64
+	kern    []kernelLine
+	raw     []byte // the last tailKeep bytes read
+	mark    int64  // stream offset up to which Expect and Login consumed
+	secrets []string
+	readErr error
+	done    chan struct{}
+}
+
+// kernelLine is a kernel message and where it appeared in the user text.
+type kernelLine struct {
+	off  int64
+	line string
+}
+
+// NewConsole returns a Console on rw (typically the pty of a guest's serial
+// port) for an OS described by p, and starts its reader goroutine.
+func NewConsole(rw io.ReadWriter, p *Profile, opts ConsoleOptions) *Console {
+	if opts.LoginNudge == 0 {
+		opts.LoginNudge = 10 * time.Second
+	}
+	if opts.MaxBuffer <= 0 {
+		opts.MaxBuffer = 8 << 20
+	}
+	c := &Console{
+		rw:      rw,
+		profile: p,
+		opts:    opts,
+		changed: make(chan struct{}),
+		cl:      cleaner{kernel: p.KernelLine},
+		done:    make(chan struct{}),
+	}
+	go c.readLoop()
+	return c
+}
+
+// Done is closed when the console's reader has stopped (see Err).
+func (c *Console) Done() <-chan struct{} { return c.done }
+
+// Err returns why the reader stopped (io.EOF, a read error), or nil while
+// it runs.
+func (c *Console) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.readErr
+}
+
+func (c *Console) readLoop() {
+	buf := make([]byte, 32<<10)
+	var kern []string
+	for {
+		n, err := c.rw.Read(buf)
+		if n > 0 {
+			if c.opts.Transcript != nil {
+				c.opts.Transcript.Write(buf[:n])
+			}
+			kern = kern[:0]
+			c.mu.Lock()
+			c.ingest(buf[:n], &kern)
+			close(c.changed)
+			c.changed = make(chan struct{})
+			c.mu.Unlock()
+			if c.opts.OnKernelLine != nil {
+				for _, l := range kern {
+					c.opts.OnKernelLine(l)
+				}
+			}
+		}
+		if err != nil {
+			c.mu.Lock()
+			c.readErr = err
+			close(c.changed)
+			c.changed = make(chan struct{})
+			c.mu.Unlock()
+			close(c.done)
+			return
+		}
+	}
+}
+
+// ingest adds p to the buffers; c.mu is held.
+func (c *Console) ingest(p []byte, kern *[]string) {
+	c.raw = append(c.raw, p...)
+	if len(c.raw) > 2*tailKeep {
+		c.raw = append(c.raw[:0], c.raw[len(c.raw)-tailKeep:]...)
+	}
+	c.cl.feed(p, func(l []byte) {
+		c.text = append(c.text, l...)
+	}, func(l string) {
+		c.kern = append(c.kern, kernelLine{off: c.base + int64(len(c.text)), line: l})
+		*kern = append(*kern, l)
+	})
+	if len(c.text) > c.opts.MaxBuffer {
+		drop := len(c.text) - c.opts.MaxBuffer/2
+		c.text = append(c.text[:0], c.text[drop:]...)
+		c.base += int64(drop)
+	}
+	if len(c.kern) > maxKernelLines {
+		c.kern = append(c.kern[:0], c.kern[len(c.kern)-maxKernelLines/2:]...)
+	}
+}
+
+// committed returns the stream offset just past the last complete line.
+func (c *Console) committed() int64 { return c.base + int64(len(c.text)) }
+
+// view returns the user text from stream offset from to the end, including
+// the unfinished last line, and the offset where it really starts (from may
+// point past text that a kernel message has since been cut out of); c.mu is
+// held.
+func (c *Console) view(from int64) ([]byte, int64, error) {
+	if from < c.base {
+		return nil, 0, ErrOverflow
+	}
+	end := c.committed()
+	part := c.cl.partial()
+	if from >= end {
+		skip := min(from-end, int64(len(part)))
+		return part[skip:], end + skip, nil
+	}
+	v := c.text[from-c.base:]
+	return append(v[:len(v):len(v)], part...), from, nil
+}
+
+// Tail returns the last n bytes the guest printed (at most 64 KiB), kernel
+// messages included, for error messages.
+func (c *Console) Tail(n int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tailLocked(n)
+}
+
+func (c *Console) tailLocked(n int) string {
+	r := c.raw
+	if n < len(r) {
+		r = r[len(r)-n:]
+	}
+	s := string(r)
+	for _, sec := range c.secrets {
+		s = strings.ReplaceAll(s, sec, "********")
+	}
+	return s
+}
+
+// errTail is the tail for a ConsoleError: carriage returns and escape
+// sequences removed.
+func (c *Console) errTail() string {
+	return sanitizeTail(c.Tail(errorTail))
+}
+
+var escapeSeq = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
+func sanitizeTail(s string) string {
+	s = escapeSeq.ReplaceAllString(s, "")
+	s = strings.ReplaceAll(s, "\r", "")
+	return strings.TrimRight(s, "\n")
+}
+
+// wait calls check (with c.mu held) every time something was read, until
+// it reports done or fails, ctx ends or the reader stops.
+func (c *Console) wait(ctx context.Context, what string, check func() (bool, error)) error {
+	for {
+		c.mu.Lock()
+		ok, err := check()
+		ch, rerr := c.changed, c.readErr
+		c.mu.Unlock()
+		if err != nil {
+			return &ConsoleError{What: what, Err: err, Tail: c.errTail()}
+		}
+		if ok {
+			return nil
+		}
+		if rerr != nil {
+			return &ConsoleError{What: what, Err: fmt.Errorf("%w: %w", ErrConsoleClosed, rerr), Tail: c.errTail()}
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return &ConsoleError{What: what, Err: context.Cause(ctx), Tail: c.errTail()}
+		}
+	}
+}
+
+// Expect waits until re matches the console text that follows the previous
+// match (of Expect, Login or a command) and returns the matched text. Kernel
+// messages are cut out of the text first (see Profile.KernelLine), so a
+// message printed inside a prompt does not hide it. A timeout wraps
+// ctx's error and carries the console's tail.
+func (c *Console) Expect(ctx context.Context, re *regexp.Regexp) (string, error) {
+	_, m, err := c.expectAny(ctx, "never printed "+strconv.Quote(re.String()), re)
+	return m, err
+}
+
+// expectAny waits for the earliest match of any of res; on success it
+// consumes the text up to the end of the match.
+func (c *Console) expectAny(ctx context.Context, what string, res ...*regexp.Regexp) (int, string, error) {
+	idx, match := -1, ""
+	err := c.wait(ctx, what, func() (bool, error) {
+		v, start, err := c.view(c.mark)
+		if err != nil {
+			return false, err
+		}
+		best := []int(nil)
+		for i, re := range res {
+			if loc := re.FindIndex(v); loc != nil && (best == nil || loc[0] < best[0]) {
+				best, idx = loc, i
+			}
+		}
+		if best == nil {
+			return false, nil
+		}
+		match = string(v[best[0]:best[1]])
+		c.mark = start + int64(best[1])
+		return true, nil
+	})
+	return idx, match, err
+}
+
+// send writes s to the guest.
+func (c *Console) send(ctx context.Context, s string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if _, err := io.WriteString(c.rw, s); err != nil {
+		return &ConsoleError{What: "writing to the console", Err: fmt.Errorf("%w: %w", ErrConsoleClosed, err), Tail: c.errTail()}
+	}
+	return nil
+}
+
+// Login logs in on the console: it waits for the login prompt, sends user,
+// waits for the password prompt, sends password and waits for the shell
+// prompt; then it makes the shell machine-friendly (Profile.PreSetup and
+// Setup) and proves it with a marker. A wrong user or password gives an
+// error wrapping ErrLoginIncorrect as soon as the guest says so; the error
+// names the user, never the password. A timeout wraps ctx's error and
+// carries the console's tail.
+func (c *Console) Login(ctx context.Context, user, password string) error {
+	p := c.profile
+	if user == "" {
+		user = p.DefaultUser
+	}
+	if password != "" {
+		c.mu.Lock()
+		c.secrets = append(c.secrets, password)
+		c.mu.Unlock()
+	}
+	if err := c.waitLoginPrompt(ctx); err != nil {
+		return err
+	}
+	if err := c.send(ctx, user+p.Enter); err != nil {
+		return err
+	}
+	what := fmt.Sprintf("logging in as %q: no password or shell prompt", user)
+	i, _, err := c.expectAny(ctx, what, p.PasswordPrompt, p.ShellPrompt, p.LoginIncorrect, p.LoginPrompt)
+	if err != nil {
+		return err
+	}
+	if i == 0 {
+		if err := c.send(ctx, password+p.Enter); err != nil {
+			return err
+		}
+		what = fmt.Sprintf("logging in as %q: no shell prompt after the password", user)
+		i, _, err = c.expectAny(ctx, what, p.PasswordPrompt, p.ShellPrompt, p.LoginIncorrect, p.LoginPrompt)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			return &ConsoleError{What: fmt.Sprintf("logging in as %q", user), Err: errors.New("asked for a password twice"), Tail: c.errTail()}
+		}
+	}
+	if i >= 2 {
+		return &ConsoleError{What: fmt.Sprintf("logging in as %q", user), Err: ErrLoginIncorrect, Tail: c.errTail()}
+	}
+	for _, line := range p.PreSetup {
+		if err := c.send(ctx, line+p.Enter); err != nil {
+			return err
+		}
+		if _, _, err := c.expectAny(ctx, fmt.Sprintf("no shell prompt after %q", line), p.ShellPrompt); err != nil {
+			return err
+		}
+	}
+	if p.Setup != "" {
+		res, err := c.Run(ctx, p.Setup)
+		if err != nil {
+			return fmt.Errorf("setting up the shell: %w", err)
+		}
+		if res.Status != 0 {
+			return &ConsoleError{What: "setting up the shell", Err: fmt.Errorf("%q exited with status %d: %s", p.Setup, res.Status, res.Output), Tail: c.errTail()}
+		}
+	}
+	return nil
+}
+
+// waitLoginPrompt waits for the login prompt, nudging getty with an empty
+// line every LoginNudge.
+func (c *Console) waitLoginPrompt(ctx context.Context) error {
+	what := "never printed the login prompt (" + c.profile.LoginPrompt.String() + ")"
+	for {
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if c.opts.LoginNudge > 0 {
+			wctx, cancel = context.WithTimeout(ctx, c.opts.LoginNudge)
+		}
+		_, _, err := c.expectAny(wctx, what, c.profile.LoginPrompt)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		if err := c.send(ctx, c.profile.Enter); err != nil {
+			return err
+		}
+	}
+}
+
+// Result is the outcome of one shell command.
+type Result struct {
+	// Output is what the command printed (stdout and stderr), with "\r\n"
+	// turned into "\n" and kernel console messages cut out; a final newline
+	// is kept if the command printed one.
+	Output string
+	// Status is the command's exit status ($?).
+	Status int
+	// Kernel holds the kernel console messages printed while the command
+	// ran (e.g. an oops it caused).
+	Kernel []string
+}
+
+// Pending is a command sent by Start whose result has not been collected.
+type Pending struct {
+	c       *Console
+	cmd     string
+	begin   *regexp.Regexp
+	end     *regexp.Regexp
+	scan    int64 // stream offset from which to search (complete lines only)
+	outFrom int64 // -1 until the begin marker was seen
+	mu      sync.Mutex
+	res     *Result
+}
+
+// Run runs cmd in the guest's shell and waits for its result. cmd may be
+// any POSIX sh command list, several lines included; it runs in the login
+// shell itself (so cd and variables persist) with the console as its
+// stdin. It must not contain control characters other than tab and
+// newline, nor a line longer than 3800 bytes. A timeout wraps ctx's error
+// and carries the console's tail; the command may still be running then.
+func (c *Console) Run(ctx context.Context, cmd string) (Result, error) {
+	p, err := c.Start(ctx, cmd)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.Wait(ctx)
+}
+
+// Start sends cmd (see Run) without waiting for it. Collect its result
+// with Wait; the guest may be stopped (e.g. by a debugger) in between.
+func (c *Console) Start(ctx context.Context, cmd string) (*Pending, error) {
+	if err := checkCommand(cmd); err != nil {
+		return nil, err
+	}
+	nonce := newNonce()
+	p := &Pending{
+		c:       c,
+		cmd:     cmd,
+		begin:   regexp.MustCompile(`kspec:` + nonce + `:B\r?\n`),
+		end:     regexp.MustCompile(`(?m)^kspec:` + nonce + `:E:(\d+)\r?\n`),
+		outFrom: -1,
+	}
+	c.mu.Lock()
+	p.scan = c.committed()
+	c.mu.Unlock()
+	if err := c.send(ctx, commandLine(nonce, cmd, c.profile.Enter)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// commandLine frames cmd with markers. The shell's printf assembles each
+// marker from separate arguments, so the command line (and its echo) never
+// contains a marker; the braces make the shell read cmd completely before
+// it runs anything, so cmd cannot swallow the end marker's line, and end a
+// trailing comment. The end marker starts on a line of its own.
+func commandLine(nonce, cmd, enter string) string {
+	return fmt.Sprintf(`printf '%%s:%%s:B\n' kspec %s; { %s`+enter+`}; printf '\n%%s:%%s:E:%%d\n' kspec %s $?`+enter,
+		nonce, strings.ReplaceAll(cmd, "\n", enter), nonce)
+}
+
+// checkCommand rejects what a tty would mangle.
+func checkCommand(cmd string) error {
+	if strings.TrimSpace(cmd) == "" {
+		return errors.New("guest console: empty command")
+	}
+	for _, r := range cmd {
+		if r < 0x20 && r != '\t' && r != '\n' || r == 0x7f {
+			return fmt.Errorf("guest console: command %q contains the control character %U, which the tty would interpret", cmd, r)
+		}
+	}
+	for _, l := range strings.Split(cmd, "\n") {
+		if len(l) > maxLine {
+			return fmt.Errorf("guest console: a line of command %.40q... is %d bytes long; a tty line holds at most %d (write long input to a file in pieces)", cmd, len(l), maxLine)
+		}
+	}
+	return nil
+}
+
+// newNonce returns 16 random hex digits.
+func newNonce() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Wait waits for the command's result. It may be called again after a
+// timeout; after success it returns the same result.
+func (p *Pending) Wait(ctx context.Context) (Result, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.res != nil {
+		return *p.res, nil
+	}
+	c := p.c
+	var res Result
+	err := c.wait(ctx, fmt.Sprintf("command %q did not finish", p.cmd), func() (bool, error) {
+		if p.scan < c.base {
+			return false, ErrOverflow
+		}
+		end := c.committed()
+		if p.outFrom < 0 {
+			loc := p.begin.FindIndex(c.text[p.scan-c.base:])
+			if loc == nil {
+				p.scan = end
+				return false, nil
+			}
+			p.outFrom = p.scan + int64(loc[1])
+			p.scan = p.outFrom
+		}
+		loc := p.end.FindSubmatchIndex(c.text[p.scan-c.base:])
+		if loc == nil {
+			p.scan = end
+			return false, nil
+		}
+		mStart, mEnd := p.scan+int64(loc[0]), p.scan+int64(loc[1])
+		status, _ := strconv.Atoi(string(c.text[p.scan-c.base+int64(loc[2]) : p.scan-c.base+int64(loc[3])]))
+		out := c.text[p.outFrom-c.base : mStart-c.base]
+		out = bytes.TrimSuffix(out, []byte("\n"))
+		out = bytes.TrimSuffix(out, []byte("\r"))
+		res = Result{Output: strings.ReplaceAll(string(out), "\r\n", "\n"), Status: status}
+		for _, k := range c.kern {
+			if k.off >= p.outFrom && k.off <= mStart {
+				res.Kernel = append(res.Kernel, k.line)
+			}
+		}
+		c.mark = max(c.mark, mEnd)
+		return true, nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	p.res = &res
+	return res, nil
+}
+
+// Sync proves that the console is live and the shell is reading commands:
+// it runs a no-op framed by fresh markers.
+func (c *Console) Sync(ctx context.Context) error {
+	res, err := c.Run(ctx, ":")
+	if err != nil {
+		return err
+	}
+	if res.Status != 0 {
+		return &ConsoleError{What: "sync", Err: fmt.Errorf("':' exited with status %d", res.Status), Tail: c.errTail()}
+	}
+	return nil
+}
+
+// Interrupt sends the tty's interrupt character (^C) to the guest, e.g. to
+// stop a command whose Run timed out.
+func (c *Console) Interrupt(ctx context.Context) error {
+	return c.send(ctx, "\x03")
+}
