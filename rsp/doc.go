@@ -1,0 +1,28 @@
+// Package rsp is a client for the GDB Remote Serial Protocol (RSP) over any
+// io.ReadWriter.
+//
+// It knows nothing of QEMU or of symbols, but it is written for the QEMU 7.2
+// gdbstub and honours its quirks: acknowledgement mode for every packet
+// (no QStartNoAckMode), PacketSize negotiated in hex, `m` capped at 0x800
+// bytes, packets of 4096 characters or more silently dropped, `p`/`P`
+// unusable until target.xml has been read, an unsolicited stop reply (T02)
+// whenever the VM stops for a reason other than a debugger request, and the
+// rule that any byte sent while the VM runs stops it.
+//
+// A Client owns one reader goroutine and one writer goroutine. The reader
+// demultiplexes what the stub sends: a reply goes to the oldest outstanding
+// request (the protocol has no sequence numbers, so replies are matched in
+// order), a stop reply that no request is waiting for goes to a stop queue
+// (see WaitStop), and `O` console packets go to the Monitor call that asked
+// for them or to Output.
+//
+// Every call takes a context. A call whose context expires leaves its request
+// behind as abandoned; the next call resynchronises before it sends anything
+// (it sends a probe whose reply it can recognise, a read of target.xml at an
+// offset and length of its choosing, and drops every reply before it), so a
+// late or missing reply never shifts the replies of later calls.
+//
+// Errors wrap with %w and name the packet that was sent: an empty reply is
+// ErrUnsupported, an `Exx` reply is a *RemoteError, a lost connection is
+// ErrConnectionClosed.
+package rsp
