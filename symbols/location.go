@@ -1,0 +1,100 @@
+package symbols
+
+import (
+	"fmt"
+)
+
+// Location is a source position, as gdb reports it for an address.
+type Location struct {
+	// Function is the symbol containing Addr ("" if none).
+	Function string
+	// File is the source file as gdb prints it, e.g. "fs/namei.c".
+	File string
+	// Dir is the compilation directory of the unit.
+	Dir string
+	// Line and Column are 1-based; Column is 0 when unknown.
+	Line   int
+	Column int
+	// Addr is the start of the line-table row that covers the queried
+	// address; End is the end of that row (0 if unknown).
+	Addr uint64
+	End  uint64
+	// IsStmt reports whether the row is a recommended breakpoint location.
+	IsStmt bool
+}
+
+// String formats the location as FILE:LINE.
+func (l Location) String() string { return fmt.Sprintf("%s:%d", l.File, l.Line) }
+
+// LineAt returns the source line covering addr, from the line table of the
+// compilation unit that contains addr: the same answer as gdb's
+// `info line *ADDR`.
+func (t *Table) LineAt(addr uint64) (Location, error) {
+	if err := t.enter(); err != nil {
+		return Location{}, err
+	}
+	defer t.mu.RUnlock()
+	return t.lineAt(addr)
+}
+
+func (t *Table) lineAt(addr uint64) (Location, error) {
+	d, err := t.dwarf()
+	if err != nil {
+		return Location{}, err
+	}
+	u, err := d.unitForAddr(addr)
+	if err != nil {
+		return Location{}, fmt.Errorf("symbols: line for %#x: %w", addr, err)
+	}
+	if u == nil {
+		return Location{}, fmt.Errorf("symbols: %w for %#x: no compilation unit covers it", ErrNoLine, addr)
+	}
+	l, err := t.unitLines(d, u)
+	if err != nil {
+		return Location{}, fmt.Errorf("symbols: line for %#x: %w", addr, err)
+	}
+	r, ok := l.find(addr)
+	if !ok {
+		return Location{}, fmt.Errorf("symbols: %w for %#x in unit %s", ErrNoLine, addr, u.name)
+	}
+	loc := Location{
+		File:   r.sf.name,
+		Dir:    l.compDir,
+		Line:   int(r.row.line),
+		Column: int(r.row.col),
+		Addr:   r.row.pc,
+		IsStmt: r.row.isStmt,
+	}
+	if r.hasEnd {
+		loc.End = r.end
+	}
+	if i, err := t.symbolIndexAt(addr); err == nil {
+		loc.Function = string(t.syms.nameBytes(t.syms.entry(i).name))
+	}
+	return loc, nil
+}
+
+// FunctionLine returns the line-table row at the entry address of the
+// function called name: the answer of gdb's `info line NAME`.
+func (t *Table) FunctionLine(name string) (Location, error) {
+	sym, err := t.Lookup(name)
+	if err != nil {
+		return Location{}, fmt.Errorf("symbols: %w", err)
+	}
+	if err := t.enter(); err != nil {
+		return Location{}, err
+	}
+	defer t.mu.RUnlock()
+	loc, err := t.lineAt(sym.Addr)
+	if err != nil {
+		return Location{}, err
+	}
+	if loc.Addr < sym.Addr {
+		// Like gdb: a row that starts before the function belongs to
+		// code before it, so the function has no line of its own.
+		return Location{}, fmt.Errorf("symbols: %w for %s at %#x: the covering row (%s) starts before it, at %#x",
+			ErrNoLine, sym.Name, sym.Addr, loc, loc.Addr)
+	}
+	loc.Function = sym.Name
+	return loc, nil
+}
