@@ -125,9 +125,13 @@ type unit struct {
 	utype    uint8
 	asize    int
 	dwarf64  bool
-	abbrevs  *abbrevTable
 	infoOnce sync.Once
 	infoErr  error
+
+	abbrevOff  uint64
+	abbrevOnce sync.Once
+	abbrevs    *abbrevTable // loaded by dwarfData.unitAbbrevs
+	abbrevErr  error
 
 	// From the unit DIE.
 	tag          dwarf.Tag
@@ -218,13 +222,22 @@ func (d *dwarfData) abbrevs(off uint64) (*abbrevTable, error) {
 		return nil, fmt.Errorf(".debug_abbrev offset %#x out of range", off)
 	}
 	b := makeBuf(".debug_abbrev", d.abbrev, int(off), d.order)
-	tab = &abbrevTable{}
+	// Decode into two flat slices to keep allocations per table constant.
+	type span struct {
+		code       uint64
+		start, end int
+	}
+	var specs []attrSpec
+	var abbrs []abbrev
+	var spans []span
+	maxCode := uint64(0)
 	for {
 		code := b.uleb()
 		if code == 0 || b.err != nil {
 			break
 		}
-		a := &abbrev{tag: dwarf.Tag(b.uleb()), children: b.u8() != 0}
+		a := abbrev{tag: dwarf.Tag(b.uleb()), children: b.u8() != 0}
+		sp := span{code: code, start: len(specs)}
 		for {
 			at, form := b.uleb(), b.uleb()
 			var ic int64
@@ -234,18 +247,26 @@ func (d *dwarfData) abbrevs(off uint64) (*abbrevTable, error) {
 			if at == 0 && form == 0 || b.err != nil {
 				break
 			}
-			a.specs = append(a.specs, attrSpec{dwarf.Attr(at), uint16(form), ic})
+			specs = append(specs, attrSpec{dwarf.Attr(at), uint16(form), ic})
 		}
-		if code < 1<<16 {
-			for uint64(len(tab.dense)) <= code {
-				tab.dense = append(tab.dense, nil)
-			}
-			tab.dense[code] = a
+		sp.end = len(specs)
+		abbrs = append(abbrs, a)
+		spans = append(spans, sp)
+		maxCode = max(maxCode, code)
+	}
+	tab = &abbrevTable{}
+	if maxCode < 1<<16 {
+		tab.dense = make([]*abbrev, maxCode+1)
+	} else {
+		tab.sparse = make(map[uint64]*abbrev, len(abbrs))
+	}
+	for i := range abbrs {
+		a := &abbrs[i]
+		a.specs = specs[spans[i].start:spans[i].end:spans[i].end]
+		if tab.dense != nil {
+			tab.dense[spans[i].code] = a
 		} else {
-			if tab.sparse == nil {
-				tab.sparse = map[uint64]*abbrev{}
-			}
-			tab.sparse[code] = a
+			tab.sparse[spans[i].code] = a
 		}
 	}
 	if b.err != nil {
@@ -319,23 +340,73 @@ func (d *dwarfData) parseUnitHeader(off uint64) (*unit, error) {
 		return nil, b.err
 	}
 	u.die = uint64(b.off)
-	tab, err := d.abbrevs(abbrevOff)
-	if err != nil {
-		return nil, fmt.Errorf("unit at %#x: %w", off, err)
-	}
-	u.abbrevs = tab
+	u.abbrevOff = abbrevOff
 	return u, nil
+}
+
+// unitAbbrevs loads the abbreviation table of u.
+func (d *dwarfData) unitAbbrevs(u *unit) (*abbrevTable, error) {
+	u.abbrevOnce.Do(func() {
+		u.abbrevs, u.abbrevErr = d.abbrevs(u.abbrevOff)
+		if u.abbrevErr != nil {
+			u.abbrevErr = fmt.Errorf("unit at %#x: %w", u.off, u.abbrevErr)
+		}
+	})
+	return u.abbrevs, u.abbrevErr
+}
+
+// findAbbrev decodes the single abbreviation code from the table at off,
+// without building (or caching) the whole table.
+func (d *dwarfData) findAbbrev(off, code uint64) (*abbrev, error) {
+	b := makeBuf(".debug_abbrev", d.abbrev, int(off), d.order)
+	for b.err == nil {
+		c := b.uleb()
+		if c == 0 {
+			break
+		}
+		a := &abbrev{tag: dwarf.Tag(b.uleb()), children: b.u8() != 0}
+		for b.err == nil {
+			at, form := b.uleb(), b.uleb()
+			var ic int64
+			if form == formImplicitConst {
+				ic = b.sleb()
+			}
+			if at == 0 && form == 0 {
+				break
+			}
+			if c == code {
+				a.specs = append(a.specs, attrSpec{dwarf.Attr(at), uint16(form), ic})
+			}
+		}
+		if c == code && b.err == nil {
+			return a, nil
+		}
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	return nil, fmt.Errorf(".debug_abbrev: no code %d in the table at %#x", code, off)
 }
 
 // readUnitInfo reads the unit DIE's attributes into u.
 func (d *dwarfData) readUnitInfo(u *unit) error {
 	b := makeBuf(".debug_info", d.info, int(u.die), d.order)
-	var e entry
-	if !d.readEntry(u, &b, &e) {
-		if b.err != nil {
-			return b.err
-		}
+	code := b.uleb()
+	if b.err != nil || code == 0 {
 		return fmt.Errorf(".debug_info: unit at %#x has no unit entry", u.off)
+	}
+	a, err := d.findAbbrev(u.abbrevOff, code)
+	if err != nil {
+		return fmt.Errorf("unit at %#x: %w", u.off, err)
+	}
+	e := entry{off: u.die, tag: a.tag, children: a.children}
+	for _, s := range a.specs {
+		f := field{attr: s.attr, form: s.form}
+		d.readValue(u, &b, &f, s.implicit)
+		e.fields = append(e.fields, f)
+	}
+	if b.err != nil {
+		return b.err
 	}
 	u.tag = e.tag
 	// Bases first: other attributes of this DIE may depend on them.
@@ -415,7 +486,12 @@ func (d *dwarfData) readEntry(u *unit, b *buf, e *entry) bool {
 	if code == 0 {
 		return true
 	}
-	a := u.abbrevs.get(code)
+	tab, err := d.unitAbbrevs(u)
+	if err != nil {
+		b.fail("%v", err)
+		return false
+	}
+	a := tab.get(code)
 	if a == nil {
 		b.fail("unknown abbreviation code %d", code)
 		return false
@@ -439,7 +515,12 @@ func (d *dwarfData) skipEntry(u *unit, b *buf) (*abbrev, bool) {
 	if code == 0 {
 		return nil, true
 	}
-	a := u.abbrevs.get(code)
+	tab, err := d.unitAbbrevs(u)
+	if err != nil {
+		b.fail("%v", err)
+		return nil, false
+	}
+	a := tab.get(code)
 	if a == nil {
 		b.fail("unknown abbreviation code %d", code)
 		return nil, false

@@ -34,9 +34,17 @@ func (t *Table) LineAt(addr uint64) (Location, error) {
 		return Location{}, err
 	}
 	defer t.mu.RUnlock()
-	return t.lineAt(addr)
+	loc, err := t.lineAt(addr)
+	if err != nil {
+		return loc, err
+	}
+	if i, err := t.symbolIndexAt(addr); err == nil {
+		loc.Function = string(t.syms.nameBytes(t.syms.entry(i).name))
+	}
+	return loc, nil
 }
 
+// lineAt finds the line row for addr; it leaves Location.Function empty.
 func (t *Table) lineAt(addr uint64) (Location, error) {
 	d, err := t.dwarf()
 	if err != nil {
@@ -67,9 +75,6 @@ func (t *Table) lineAt(addr uint64) (Location, error) {
 	}
 	if r.hasEnd {
 		loc.End = r.end
-	}
-	if i, err := t.symbolIndexAt(addr); err == nil {
-		loc.Function = string(t.syms.nameBytes(t.syms.entry(i).name))
 	}
 	return loc, nil
 }

@@ -262,21 +262,24 @@ func (s *symtab) buildNameIndex() {
 func (s *symtab) buildAddrIndex() {
 	type ent struct {
 		addr uint64
-		rank int
+		key  uint32 // rank<<24 | index order, for a total order
 		idx  uint32
 	}
 	ents := make([]ent, 0, s.n)
 	for i := 1; i < s.n; i++ {
 		e := s.entry(i)
 		if e.addressable() {
-			ents = append(ents, ent{e.value, e.rank(), uint32(i)})
+			ents = append(ents, ent{e.value, uint32(e.rank()), uint32(i)})
 		}
 	}
-	slices.SortStableFunc(ents, func(a, b ent) int {
-		if c := cmp.Compare(a.addr, b.addr); c != 0 {
-			return c
+	slices.SortFunc(ents, func(a, b ent) int {
+		if a.addr != b.addr {
+			return cmp.Compare(a.addr, b.addr)
 		}
-		return cmp.Compare(a.rank, b.rank)
+		if a.key != b.key {
+			return cmp.Compare(a.key, b.key)
+		}
+		return cmp.Compare(a.idx, b.idx)
 	})
 	idx := make([]uint32, len(ents))
 	for i, e := range ents {
@@ -285,9 +288,30 @@ func (s *symtab) buildAddrIndex() {
 	s.byAddr = idx
 }
 
+// scan calls fn for each symbol index named name until fn returns false,
+// by a linear pass over the table (no index needed).
+func (s *symtab) scan(name string, fn func(i int) bool) {
+	n := uint64(len(name))
+	for i := 1; i < s.n; i++ {
+		var off uint64
+		if s.is64 {
+			off = uint64(s.order.Uint32(s.raw[i*24:]))
+		} else {
+			off = uint64(s.order.Uint32(s.raw[i*16:]))
+		}
+		if off == 0 || off+n >= uint64(len(s.str)) || s.str[off+n] != 0 || string(s.str[off:off+n]) != name {
+			continue
+		}
+		if s.entry(i).named() && !fn(i) {
+			return
+		}
+	}
+}
+
 // find calls fn for each symbol index named name until fn returns false.
 func (s *symtab) find(name string, fn func(i int) bool) {
 	if len(s.byName) == 0 {
+		s.scan(name, fn)
 		return
 	}
 	mask := uint32(len(s.byName) - 1)
@@ -302,11 +326,21 @@ func (s *symtab) find(name string, fn func(i int) bool) {
 	}
 }
 
-// nameIndex returns the symbol table with its name index built.
+// linearLookups is the number of name lookups answered by a linear scan
+// before the hash index is built.
+const linearLookups = 4
+
+// nameIndex returns the symbol table, with its name index built once
+// enough lookups have been made to pay for it.
 func (t *Table) nameIndex() (*symtab, error) {
 	s, err := t.loadSymtab()
 	if err != nil {
 		return nil, err
+	}
+	// A linear scan costs about a tenth of building the hash index, so
+	// the first few lookups scan; later ones pay for the index once.
+	if t.nameLookups.Add(1) <= linearLookups {
+		return s, nil
 	}
 	t.symIdxOnce.name.Do(func() {
 		if s.byName == nil {

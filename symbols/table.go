@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // Errors reported by a Table. They are wrapped with context; test with
@@ -45,7 +46,8 @@ type Table struct {
 	syms    *symtab
 	symErr  error
 	// symIdxOnce builds the name and address indexes of syms lazily.
-	symIdxOnce struct{ name, addr sync.Once }
+	symIdxOnce  struct{ name, addr sync.Once }
+	nameLookups atomic.Int64
 
 	dwOnce sync.Once
 	dw     *dwarfData
