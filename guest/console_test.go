@@ -289,10 +289,6 @@ func TestConsole(t *testing.T) {
 	}
 }
 
-type writerFunc func(p []byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
 func TestConsoleClosed(t *testing.T) {
 	linux, _ := ProfileFor(OSLinux)
 	g, rw := newFakeGuest(t)

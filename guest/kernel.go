@@ -1,0 +1,158 @@
+package guest
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// KernelRelease reads the release (what `uname -r` prints) from an x86
+// bzImage's setup header: the kernel_version string, e.g.
+// "6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP ...".
+func KernelRelease(bzImage string) (string, error) {
+	full, err := kernelVersionString(bzImage)
+	if err != nil {
+		return "", err
+	}
+	rel, _, _ := strings.Cut(full, " ")
+	return rel, nil
+}
+
+// kernelVersionString returns a bzImage's whole kernel_version string.
+func kernelVersionString(bzImage string) (string, error) {
+	f, err := os.Open(bzImage)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	hdr := make([]byte, 64<<10)
+	n, err := io.ReadFull(f, hdr)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return "", fmt.Errorf("%s: %w", bzImage, err)
+	}
+	hdr = hdr[:n]
+	if len(hdr) < 0x210 || string(hdr[0x202:0x206]) != "HdrS" {
+		return "", fmt.Errorf("%s is not an x86 bzImage (no HdrS setup header)", bzImage)
+	}
+	off := int(binary.LittleEndian.Uint16(hdr[0x20e:])) + 0x200
+	if binary.LittleEndian.Uint16(hdr[0x206:]) < 0x200 || off >= len(hdr) {
+		return "", fmt.Errorf("%s: bzImage has no kernel version string", bzImage)
+	}
+	s := hdr[off:]
+	if i := bytes.IndexByte(s, 0); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) == 0 {
+		return "", fmt.Errorf("%s: bzImage has an empty kernel version string", bzImage)
+	}
+	return string(s), nil
+}
+
+// BuildID returns the GNU build ID of an ELF file (its .note.gnu.build-id
+// note) in hex. Only the note is read, not the debug info.
+func BuildID(path string) (string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	for _, sec := range f.Sections {
+		if sec.Type != elf.SHT_NOTE {
+			continue
+		}
+		data, err := sec.Data()
+		if err != nil {
+			return "", fmt.Errorf("%s: section %s: %w", path, sec.Name, err)
+		}
+		if id, ok := findBuildID(data, f.ByteOrder); ok {
+			return id, nil
+		}
+	}
+	return "", fmt.Errorf("%s has no GNU build ID note", path)
+}
+
+// findBuildID scans ELF notes for NT_GNU_BUILD_ID with owner "GNU".
+func findBuildID(notes []byte, bo binary.ByteOrder) (string, bool) {
+	const ntGNUBuildID = 3
+	align4 := func(n uint32) int { return int((n + 3) &^ 3) }
+	for len(notes) >= 12 {
+		namesz, descsz, typ := bo.Uint32(notes), bo.Uint32(notes[4:]), bo.Uint32(notes[8:])
+		notes = notes[12:]
+		if align4(namesz) > len(notes) {
+			return "", false
+		}
+		name := notes[:namesz]
+		notes = notes[align4(namesz):]
+		if align4(descsz) > len(notes) {
+			if int(descsz) > len(notes) {
+				return "", false
+			}
+		}
+		desc := notes[:descsz]
+		notes = notes[min(len(notes), align4(descsz)):]
+		if typ == ntGNUBuildID && string(bytes.TrimRight(name, "\x00")) == "GNU" {
+			return hex.EncodeToString(desc), true
+		}
+	}
+	return "", false
+}
+
+// CheckSymbols verifies that a Linux vmlinux (symbols) was built together
+// with a bzImage (kernel): the vmlinux's "Linux version" banner must carry
+// the same release and build string (e.g. "#1 SMP PREEMPT_DYNAMIC Debian
+// 6.1.192-2 (2026-11-16)") as the bzImage's header. Breakpoints set from
+// the wrong symbols land in the wrong places, so a mismatch is an error.
+func CheckSymbols(kernel, symbols string) error {
+	kv, err := kernelVersionString(kernel)
+	if err != nil {
+		return err
+	}
+	release, rest, _ := strings.Cut(kv, " ")
+	// rest is "(user@host) #1 SMP ...": the build string follows ") ".
+	_, build, ok := strings.Cut(rest, ") ")
+	if !ok {
+		build = ""
+	}
+	f, err := elf.Open(symbols)
+	if err != nil {
+		return fmt.Errorf("symbols %s: %w", symbols, err)
+	}
+	defer f.Close()
+	if f.Machine != elf.EM_X86_64 {
+		return fmt.Errorf("symbols %s is for %v, not x86_64", symbols, f.Machine)
+	}
+	sec := f.Section(".rodata")
+	if sec == nil || sec.Type == elf.SHT_NOBITS {
+		return fmt.Errorf("symbols %s has no .rodata to read the kernel banner from", symbols)
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return fmt.Errorf("symbols %s: %w", symbols, err)
+	}
+	prefix := []byte("Linux version " + release + " ")
+	for rest := data; ; {
+		i := bytes.Index(rest, prefix)
+		if i < 0 {
+			return fmt.Errorf("symbols %s are not for kernel %s: no \"Linux version %s\" banner in them", symbols, release, release)
+		}
+		rest = rest[i:]
+		end := bytes.IndexByte(rest, 0)
+		if end < 0 {
+			end = len(rest)
+		}
+		banner := strings.TrimRight(string(rest[:end]), "\n")
+		if build == "" || strings.HasSuffix(banner, build) {
+			return nil
+		}
+		if !bytes.Contains(rest[end:], prefix) {
+			return fmt.Errorf("symbols %s do not match kernel %s: the kernel says %q, the symbols %q", symbols, kernel, kv, banner)
+		}
+		rest = rest[end:]
+	}
+}

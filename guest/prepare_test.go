@@ -1,0 +1,211 @@
+package guest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseAptRecords(t *testing.T) {
+	data := `Package: linux-image-cloud-amd64
+Source: linux-signed-amd64 (6.1.192+2)
+Version: 6.1.192-2
+Depends: linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)
+Description: Linux for x86-64 cloud (meta-package)
+ continued description
+Size: 1504
+SHA256: 00be21c0
+
+Package: busybox-static
+Version: 1:1.35.0-4+deb12u1+b1
+Size: 928188
+
+Package: linux-image-cloud-amd64
+Version: 6.1.176-1
+`
+	got, err := parseAptRecords([]byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		want aptPackage
+	}{
+		{"linux-image-cloud-amd64", aptPackage{Name: "linux-image-cloud-amd64", Version: "6.1.192-2", Size: 1504, SHA256: "00be21c0",
+			Depends: "linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)"}},
+		{"busybox-static", aptPackage{Name: "busybox-static", Version: "1:1.35.0-4+deb12u1+b1", Size: 928188}},
+	}
+	for _, tt := range tests {
+		if got[tt.name] != tt.want {
+			t.Errorf("%s = %+v, want %+v", tt.name, got[tt.name], tt.want)
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("got %d records, want 2 (the first of a duplicate wins)", len(got))
+	}
+	if _, err := parseAptRecords([]byte("Package: x\nSize: lots\n")); err == nil {
+		t.Error("a bad Size was accepted")
+	}
+}
+
+func TestKernelImageFromDepends(t *testing.T) {
+	tests := []struct {
+		depends, want string
+		bad           bool
+	}{
+		{"linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)", "linux-image-6.1.0-56-cloud-amd64", false},
+		{"linux-image-6.1.0-56-amd64 (= 6.1.192-2)", "linux-image-6.1.0-56-amd64", false},
+		{"kmod, linux-image-6.1.0-9-amd64:amd64 (>= 1) | foo", "linux-image-6.1.0-9-amd64", false},
+		{"initramfs-tools | linux-initramfs-tool", "", true},
+		{"", "", true},
+	}
+	for _, tt := range tests {
+		got, err := kernelImageFromDepends(tt.depends)
+		if got != tt.want || (err != nil) != tt.bad {
+			t.Errorf("kernelImageFromDepends(%q) = %q, %v; want %q, bad=%v", tt.depends, got, err, tt.want, tt.bad)
+		}
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int // sign
+	}{
+		{"6.1.0-56-cloud-amd64", "6.1.0-9-cloud-amd64", 1},
+		{"6.1.0-56-cloud-amd64", "6.1.0-56-cloud-amd64", 0},
+		{"6.10.0-1-amd64", "6.9.0-1-amd64", 1},
+		{"6.1.0-50-amd64", "6.1.0-056-amd64", -1},
+		{"6.1", "6.1.0", -1},
+		{"14.1-RELEASE", "14.0-RELEASE", 1},
+	}
+	sign := func(n int) int { return min(1, max(-1, n)) }
+	for _, tt := range tests {
+		if got := sign(compareVersions(tt.a, tt.b)); got != tt.want {
+			t.Errorf("compareVersions(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+		if got := sign(compareVersions(tt.b, tt.a)); got != -tt.want {
+			t.Errorf("compareVersions(%q, %q) = %d, want %d", tt.b, tt.a, got, -tt.want)
+		}
+	}
+}
+
+func TestFindNotPrepared(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Find("debian-cloud", dir)
+	if !errors.Is(err, ErrNotPrepared) || !strings.Contains(err.Error(), "go run ./cmd/kspec guest prepare") {
+		t.Errorf("Find in an empty cache = %v", err)
+	}
+	_, err = Find("debian-generic", dir)
+	if !errors.Is(err, ErrNotPrepared) || !strings.Contains(err.Error(), "kspec guest prepare --guest debian-generic") {
+		t.Errorf("Find(debian-generic) = %v", err)
+	}
+	if _, err := Find("nosuch", dir); !errors.Is(err, ErrNotPrepared) || !strings.Contains(err.Error(), "config file") {
+		t.Errorf("Find(nosuch) = %v", err)
+	}
+}
+
+// fakePrepared writes a prepared-looking guest version into cache.
+func fakePrepared(t *testing.T, cache, name, version string) string {
+	t.Helper()
+	dir := filepath.Join(guestDir(cache, name), version)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := Manifest{Guest: name, Version: version}
+	for _, f := range []string{FileKernel, FileSymbols, FileInitrd, FilePassword} {
+		content := "content of " + f
+		if f == FilePassword {
+			content = "pw\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a, err := hashFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Artifacts = append(m.Artifacts, a)
+	}
+	spec := Spec{Name: name, OS: OSLinux, Arch: DefaultArch, Version: version, Kernel: FileKernel, Symbols: FileSymbols,
+		Initrd: FileInitrd, Append: "console=ttyS0", User: "root", PasswordFile: FilePassword}
+	if err := writeJSON(filepath.Join(dir, FileSpec), spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSON(filepath.Join(dir, FileManifest), m); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestFindNewestAndDamaged(t *testing.T) {
+	cache := t.TempDir()
+	fakePrepared(t, cache, "debian-cloud", "6.1.0-9-cloud-amd64")
+	newest := fakePrepared(t, cache, "debian-cloud", "6.1.0-56-cloud-amd64")
+	os.MkdirAll(filepath.Join(guestDir(cache, "debian-cloud"), ".tmp-123"), 0o755)
+	spec, err := Find("debian-cloud", cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Version != "6.1.0-56-cloud-amd64" || spec.Kernel != filepath.Join(newest, FileKernel) || spec.Password != "pw" {
+		t.Errorf("Find = %+v", spec)
+	}
+	if err := Verify(newest); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+	os.WriteFile(filepath.Join(newest, FileInitrd), []byte("same size!!!!!!!!!!!!"), 0o644)
+	if err := Verify(newest); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Verify of a changed file = %v, want ErrCorrupt", err)
+	}
+	os.Remove(filepath.Join(newest, FileSymbols))
+	_, err = Find("debian-cloud", cache)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), "vmlinux is missing") {
+		t.Errorf("Find of a damaged guest = %v", err)
+	}
+}
+
+func TestPrepareUnknownGuest(t *testing.T) {
+	_, _, err := Prepare(context.Background(), "nosuch", PrepareOptions{CacheDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "debian-cloud") {
+		t.Errorf("Prepare(nosuch) = %v", err)
+	}
+}
+
+// TestPrepareNetwork prepares debian-cloud for real into a temporary cache
+// (≈300 MB download), twice. It runs only with KSPEC_TEST_PREPARE=1.
+func TestPrepareNetwork(t *testing.T) {
+	if os.Getenv("KSPEC_TEST_PREPARE") != "1" {
+		t.Skip("set KSPEC_TEST_PREPARE=1 to download and prepare debian-cloud into a temporary cache")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cache := t.TempDir()
+	progress := writerFunc(func(p []byte) (int, error) { t.Logf("%s", strings.TrimSpace(string(p))); return len(p), nil })
+	spec, res, err := Prepare(ctx, "debian-cloud", PrepareOptions{CacheDir: cache, Progress: progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built=%v download=%v extract=%v total=%v", res.Built, res.Download, res.Extract, res.Total)
+	if !res.Built || spec.Version == "" || res.Manifest.BuildID == "" {
+		t.Errorf("Prepare = %+v, %+v", spec, res)
+	}
+	start := time.Now()
+	spec2, res2, err := Prepare(ctx, "debian-cloud", PrepareOptions{CacheDir: cache, Progress: progress})
+	if err != nil || res2.Built || spec2.Symbols != spec.Symbols {
+		t.Errorf("second Prepare = %+v, %+v, %v", spec2, res2, err)
+	}
+	t.Logf("second Prepare took %v", time.Since(start))
+	if err := Verify(res.Dir); err != nil {
+		t.Error(err)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(guestDir(cache, "debian-cloud"), ".tmp-*")); len(entries) != 0 {
+		t.Errorf("left temporary directories: %v", entries)
+	}
+	if os.Getenv("KSPEC_TEST_KEEP") != "" {
+		os.CopyFS(os.Getenv("KSPEC_TEST_KEEP"), os.DirFS(cache))
+	}
+}
