@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -419,20 +420,39 @@ func extractMember(ctx context.Context, deb, member, dst string, mode os.FileMod
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, "dpkg-deb", "--fsys-tarfile", "-")
-	cmd.WaitDelay = 5 * time.Second // its decompressor child may hold the pipes
+	// dpkg-deb runs its decompressor as a child: kill the whole process
+	// group when done, so that no grandchild keeps a pipe open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	// Feed the .deb through a pipe of our own (counting the bytes for
+	// progress) that we can close the moment the member is out.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return Artifact{}, err
+	}
+	defer pw.Close()
 	in := &countReader{r: f}
-	cmd.Stdin = in
+	cmd.Stdin = pr
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		pr.Close()
 		return Artifact{}, err
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	pr.Close()
+	if err != nil {
 		return Artifact{}, fmt.Errorf("running dpkg-deb: %w", err)
 	}
+	go func() {
+		io.Copy(pw, in)
+		pw.Close()
+	}()
 	defer cmd.Wait()
 	defer cancel() // runs before Wait: stop dpkg-deb once the member is out
+	defer pw.Close()
 
 	base := filepath.Base(member)
 	var written atomic.Int64
