@@ -193,9 +193,6 @@ func fnv1a(b []byte) uint32 {
 func (t *Table) loadSymtab() (*symtab, error) {
 	t.symOnce.Do(func() {
 		t.syms, t.symErr = t.readSymtab()
-		if t.symErr == nil && t.idx != nil {
-			t.idx.attachSymtab(t.syms)
-		}
 	})
 	return t.syms, t.symErr
 }

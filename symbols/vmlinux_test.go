@@ -1,0 +1,237 @@
+package symbols
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// debianCloud61 is the build-id of the Debian vmlinux-6.1.0-56-cloud-amd64
+// the exact line numbers below were taken from (with gdb 13).
+const debianCloud61 = "3b43fad5034874490492495d552c0af6a5fab235"
+
+// knownFunctions are answered the same by every recent x86-64 Linux; the
+// lines are checked only on the build they were recorded from.
+var knownFunctions = []struct {
+	name string
+	file string
+	line int // on debianCloud61
+}{
+	{"do_mkdirat", "fs/namei.c", 4169},
+	{"do_rmdir", "fs/namei.c", 4265},
+	{"__do_sys_newuname", "kernel/sys.c", 1300},
+	{"__x64_sys_mkdir", "fs/namei.c", 4204},
+	{"vfs_mkdir", "fs/namei.c", 4143},
+	{"kmalloc_trace", "mm/slab_common.c", 1025},
+}
+
+func TestVmlinuxFunctionLine(t *testing.T) {
+	tb := openVmlinux(t)
+	exact := tb.BuildID() == debianCloud61
+	if !exact {
+		t.Logf("build-id %s is not %s: checking files, not line numbers", tb.BuildID(), debianCloud61)
+	}
+	for _, kf := range knownFunctions {
+		sym, err := tb.Lookup(kf.name)
+		if err != nil {
+			t.Errorf("Lookup(%s): %v", kf.name, err)
+			continue
+		}
+		if sym.Kind != Func || sym.Size == 0 {
+			t.Errorf("Lookup(%s) = %+v, want a sized function", kf.name, sym)
+		}
+		loc, err := tb.FunctionLine(kf.name)
+		if err != nil {
+			t.Errorf("FunctionLine(%s): %v", kf.name, err)
+			continue
+		}
+		if loc.File != kf.file || loc.Function != kf.name || loc.Addr != sym.Addr || loc.Line <= 0 || loc.End <= loc.Addr {
+			t.Errorf("FunctionLine(%s) = %+v, want %s at %#x", kf.name, loc, kf.file, sym.Addr)
+		}
+		if exact && loc.Line != kf.line {
+			t.Errorf("FunctionLine(%s) line = %d, want %d", kf.name, loc.Line, kf.line)
+		}
+		if s, off, err := tb.SymbolAt(sym.Addr + 1); err != nil || s.Name != kf.name || off != 1 {
+			t.Errorf("SymbolAt(%s+1) = %v+%d, %v", kf.name, s.Name, off, err)
+		}
+	}
+}
+
+func TestVmlinuxBuildID(t *testing.T) {
+	tb := openVmlinux(t)
+	if !regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(tb.BuildID()) {
+		t.Errorf("BuildID() = %q, want 40 hex digits", tb.BuildID())
+	}
+}
+
+func TestVmlinuxSuggestions(t *testing.T) {
+	tb := openVmlinux(t)
+	tests := []struct{ name, suggest string }{
+		{"sys_mkdir", "__x64_sys_mkdir"},
+		{"mkdirat", "__x64_sys_mkdirat"},
+		{"do_mkdir", "do_mkdirat"},
+		{"do_mkdriat", "do_mkdirat"},
+	}
+	for _, tc := range tests {
+		_, err := tb.Lookup(tc.name)
+		var ue *UnknownSymbolError
+		if !errors.As(err, &ue) || !errors.Is(err, ErrUnknownSymbol) {
+			t.Errorf("Lookup(%q) = %v, want an UnknownSymbolError", tc.name, err)
+			continue
+		}
+		if !slices.Contains(ue.Suggestions, tc.suggest) || !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("Lookup(%q) error %q does not suggest %q", tc.name, err, tc.suggest)
+		}
+	}
+}
+
+// TestVmlinuxAgainstGDB asks gdb (if installed) `info line` for the known
+// functions and a spread of other functions and compares the answers.
+func TestVmlinuxAgainstGDB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs gdb on the whole vmlinux")
+	}
+	gdb, err := exec.LookPath("gdb")
+	if err != nil {
+		t.Skip("gdb is not installed")
+	}
+	tb := openVmlinux(t)
+	var names []string
+	for _, kf := range knownFunctions {
+		names = append(names, kf.name)
+	}
+	// Every 2000th unique, sized function: a spread over the image.
+	count := map[string]int{}
+	var funcs []string
+	tb.Symbols(func(s Symbol) bool {
+		count[s.Name]++
+		if s.Kind == Func && s.Size > 0 {
+			funcs = append(funcs, s.Name)
+		}
+		return true
+	})
+	for i := 0; i < len(funcs); i += 2000 {
+		if count[funcs[i]] == 1 {
+			names = append(names, funcs[i])
+		}
+	}
+	args := []string{"-nx", "-batch"}
+	for _, n := range names {
+		args = append(args, "-ex", "echo @@@\\n", "-ex", "info line "+n)
+	}
+	args = append(args, tb.Path())
+	out, err := exec.Command(gdb, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gdb: %v\n%s", err, out)
+	}
+	answers := map[int][]string{}
+	q := -1
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if sc.Text() == "@@@" {
+			q++
+			continue
+		}
+		if q >= 0 {
+			answers[q] = append(answers[q], stripSymbols(sc.Text()))
+		}
+	}
+	matched := 0
+	for i, n := range names {
+		var ours string
+		loc, err := tb.FunctionLine(n)
+		switch {
+		case errors.Is(err, ErrNoLine):
+			sym, _ := tb.Lookup(n)
+			ours = fmt.Sprintf("No line number information available for address %#x", sym.Addr)
+		case err != nil:
+			t.Errorf("FunctionLine(%s): %v", n, err)
+			continue
+		default:
+			ours = stripSymbols(tb.GDBInfoLine(loc))
+		}
+		if slices.Contains(answers[i], ours) {
+			matched++
+		} else {
+			t.Errorf("%s:\n ours: %s\n gdb:  %s", n, ours, strings.Join(answers[i], "\n       "))
+		}
+	}
+	t.Logf("%d/%d functions match gdb", matched, len(names))
+}
+
+// stripSymbols removes gdb's <symbol+offset> annotations, which name
+// addresses after DWARF functions where we use ELF symbols.
+func stripSymbols(s string) string {
+	return regexp.MustCompile(` <[^>]*>`).ReplaceAllString(s, "")
+}
+
+func TestVmlinuxIndex(t *testing.T) {
+	path := vmlinux(t)
+	dir := t.TempDir()
+	plain := openVmlinux(t)
+	queries := []string{"do_mkdirat", "vfs_mkdir", "entry_SYSCALL_64", "init_uts_ns"}
+	for round := range 3 {
+		tb, err := OpenIndexed(path, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := tb.IndexPath(dir)
+		if tb.IndexFile() != want {
+			t.Errorf("round %d: IndexFile() = %q, want %q", round, tb.IndexFile(), want)
+		}
+		if !strings.Contains(want, tb.BuildID()) {
+			t.Errorf("index path %q is not keyed by the build-id", want)
+		}
+		for _, q := range queries {
+			a, errA := tb.Resolve(q)
+			b, errB := plain.Resolve(q)
+			if a != b || (errA == nil) != (errB == nil) {
+				t.Errorf("round %d: indexed Resolve(%s) = %v, %v; plain %v, %v", round, q, a, errA, b, errB)
+			}
+		}
+		// An address no unit covers is answered from the stored map.
+		sym, _ := tb.Lookup("__SCT__tp_func_workqueue_execute_end")
+		if sym.Addr != 0 {
+			if _, err := tb.LineAt(sym.Addr); !errors.Is(err, ErrNoLine) {
+				t.Errorf("LineAt(__SCT__...) = %v, want ErrNoLine", err)
+			}
+		}
+		tb.Close()
+		if round == 1 {
+			// Damage the index: the next open must rebuild it.
+			if err := os.WriteFile(want, []byte("KSPECSYMgarbage"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestVmlinuxConcurrent(t *testing.T) {
+	tb := openVmlinux(t)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				kf := knownFunctions[(g+i)%len(knownFunctions)]
+				loc, err := tb.FunctionLine(kf.name)
+				if err != nil || loc.File != kf.file {
+					t.Errorf("FunctionLine(%s) = %v, %v", kf.name, loc, err)
+					return
+				}
+				if _, _, err := tb.SymbolAt(loc.Addr); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
