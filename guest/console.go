@@ -60,8 +60,9 @@ func (e *ConsoleError) Unwrap() error { return e.Err }
 
 // ConsoleOptions tunes a Console. The zero value is ready to use.
 type ConsoleOptions struct {
-	// Transcript, if set, receives every byte read from the guest, as read.
-	// The password is never in it: login does not echo it.
+	// Transcript, if set, receives every byte read from the guest, as read
+	// (from the reader goroutine), except a password login echoed by
+	// mistake, which is replaced by asterisks.
 	Transcript io.Writer
 	// OnKernelLine, if set, is called with every kernel console message
 	// (e.g. "[   12.345678] BUG: ..."), from the reader goroutine: it must
@@ -74,6 +75,13 @@ type ConsoleOptions struct {
 	LoginNudge time.Duration
 	// MaxBuffer bounds the console text kept for matching; 0 means 8 MiB.
 	MaxBuffer int
+	// PasswordSettle is how long Login waits after the password prompt
+	// before it sends the password; 0 means 100ms, negative means not at
+	// all. busybox login prints its prompt before it turns off the tty's
+	// echo, so a password sent at once is echoed; the console hides an
+	// echoed password from the transcript and Tail either way, and the
+	// margin makes the echo rare.
+	PasswordSettle time.Duration
 }
 
 // tailKeep is how much raw console output is kept for Tail.
@@ -122,7 +130,7 @@ type Console struct {
 	kern    []kernelLine
 	raw     []byte // the last tailKeep bytes read
 	mark    int64  // stream offset up to which Expect and Login consumed
-	secrets []string
+	redact  echoRedactor
 	readErr error
 	done    chan struct{}
 }
@@ -141,6 +149,9 @@ func NewConsole(rw io.ReadWriter, p *Profile, opts ConsoleOptions) *Console {
 	}
 	if opts.MaxBuffer <= 0 {
 		opts.MaxBuffer = 8 << 20
+	}
+	if opts.PasswordSettle == 0 {
+		opts.PasswordSettle = 100 * time.Millisecond
 	}
 	c := &Console{
 		rw:      rw,
@@ -170,16 +181,20 @@ func (c *Console) readLoop() {
 	var kern []string
 	for {
 		n, err := c.rw.Read(buf)
-		if n > 0 {
-			if c.opts.Transcript != nil {
-				c.opts.Transcript.Write(buf[:n])
-			}
+		if n > 0 || err != nil {
 			kern = kern[:0]
 			c.mu.Lock()
-			c.ingest(buf[:n], &kern)
+			p := c.redact.filter(buf[:n], err != nil)
+			c.ingest(p, &kern)
+			if err != nil {
+				c.readErr = err
+			}
 			close(c.changed)
 			c.changed = make(chan struct{})
 			c.mu.Unlock()
+			if c.opts.Transcript != nil && len(p) > 0 {
+				c.opts.Transcript.Write(p)
+			}
 			if c.opts.OnKernelLine != nil {
 				for _, l := range kern {
 					c.opts.OnKernelLine(l)
@@ -187,15 +202,48 @@ func (c *Console) readLoop() {
 			}
 		}
 		if err != nil {
-			c.mu.Lock()
-			c.readErr = err
-			close(c.changed)
-			c.changed = make(chan struct{})
-			c.mu.Unlock()
 			close(c.done)
 			return
 		}
 	}
+}
+
+// echoRedactor hides a password that the guest echoed: some login(1)s
+// (busybox's among them) print the password prompt before they turn off
+// the tty's echo, so a password sent at once is echoed. Armed when the
+// password is sent, it holds the output back until the end of the line and
+// replaces the password in it.
+type echoRedactor struct {
+	secret string
+	armed  bool
+	buf    []byte
+}
+
+// redacted replaces an echoed password.
+const redacted = "********"
+
+// arm starts watching for secret.
+func (r *echoRedactor) arm(secret string) {
+	r.secret, r.armed, r.buf = secret, secret != "", nil
+}
+
+// filter returns what may be passed on of p; final flushes.
+func (r *echoRedactor) filter(p []byte, final bool) []byte {
+	if !r.armed {
+		return p
+	}
+	r.buf = append(r.buf, p...)
+	end := bytes.IndexByte(r.buf, '\n') + 1
+	if end == 0 {
+		if !final && len(r.buf) < len(r.secret)+512 {
+			return nil
+		}
+		end = len(r.buf)
+	}
+	out := bytes.ReplaceAll(r.buf[:end], []byte(r.secret), []byte(redacted))
+	out = append(out, r.buf[end:]...)
+	r.armed, r.buf, r.secret = false, nil, ""
+	return out
 }
 
 // ingest adds p to the buffers; c.mu is held.
@@ -254,11 +302,7 @@ func (c *Console) tailLocked(n int) string {
 	if n < len(r) {
 		r = r[len(r)-n:]
 	}
-	s := string(r)
-	for _, sec := range c.secrets {
-		s = strings.ReplaceAll(s, sec, "********")
-	}
-	return s
+	return string(r)
 }
 
 // errTail is the tail for a ConsoleError: carriage returns and escape
@@ -360,11 +404,6 @@ func (c *Console) Login(ctx context.Context, user, password string) error {
 	if user == "" {
 		user = p.DefaultUser
 	}
-	if password != "" {
-		c.mu.Lock()
-		c.secrets = append(c.secrets, password)
-		c.mu.Unlock()
-	}
 	if err := c.waitLoginPrompt(ctx); err != nil {
 		return err
 	}
@@ -377,6 +416,17 @@ func (c *Console) Login(ctx context.Context, user, password string) error {
 		return err
 	}
 	if i == 0 {
+		if d := c.opts.PasswordSettle; d > 0 {
+			// See ConsoleOptions.PasswordSettle: not synchronisation, a
+			// margin for login to turn the echo off.
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+		c.mu.Lock()
+		c.redact.arm(password)
+		c.mu.Unlock()
 		if err := c.send(ctx, password+p.Enter); err != nil {
 			return err
 		}

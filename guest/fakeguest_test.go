@@ -28,6 +28,7 @@ type fakeGuest struct {
 	user     string
 	password string
 	prompt   string
+	echoPass bool // login echoes the password (prompt printed before echo is off)
 	commands map[string]func() (string, int)
 }
 
@@ -129,7 +130,7 @@ func (g *fakeGuest) getty() {
 			continue
 		}
 		g.emit("Password: ")
-		pw, ok := g.readLine(false)
+		pw, ok := g.readLine(g.echoPass)
 		if !ok {
 			return
 		}

@@ -150,6 +150,9 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 	if err != nil {
 		return nil, res, fmt.Errorf("guest: %w", err)
 	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, res, fmt.Errorf("guest: %w", err)
+	}
 	installed := false
 	defer func() {
 		if !installed {

@@ -59,12 +59,17 @@ type Profile struct {
 // terminal type that keeps programs from drawing.
 const posixSetup = "stty -echo -onlcr 2>/dev/null; PS2=''; TERM=dumb; export TERM"
 
+// shellPrompt matches the end of a prompt such as "root@kspec:~# " or
+// "# ", possibly followed by terminal queries (busybox ash asks for the
+// cursor position with ESC [ 6 n after printing its prompt).
+var shellPrompt = regexp.MustCompile(`[#$%>] (?:\x1b\[[0-9;?]*[A-Za-z])*\z`)
+
 var profiles = map[string]*Profile{
 	OSLinux: {
 		OS:             OSLinux,
 		LoginPrompt:    regexp.MustCompile(`login: *\z`),
 		PasswordPrompt: regexp.MustCompile(`(?i)password: *\z`),
-		ShellPrompt:    regexp.MustCompile(`[#$%>] \z`),
+		ShellPrompt:    shellPrompt,
 		LoginIncorrect: regexp.MustCompile(`Login incorrect`),
 		KernelLine:     regexp.MustCompile(`\[ *\d+\.\d{6}\]`),
 		DefaultUser:    "root",
@@ -77,7 +82,7 @@ var profiles = map[string]*Profile{
 		OS:             OSFreeBSD,
 		LoginPrompt:    regexp.MustCompile(`login: *\z`),
 		PasswordPrompt: regexp.MustCompile(`(?i)password: *\z`),
-		ShellPrompt:    regexp.MustCompile(`[#$%>] \z`),
+		ShellPrompt:    shellPrompt,
 		LoginIncorrect: regexp.MustCompile(`Login incorrect`),
 		DefaultUser:    "root",
 		Enter:          "\n",
