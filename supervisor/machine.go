@@ -69,7 +69,7 @@ type Machine struct {
 // thread that started QEMU exits; Go only ends threads whose goroutine
 // called runtime.LockOSThread without unlocking, so do not call Start from
 // such a goroutine.)
-func Start(ctx context.Context, cfg Config) (m *Machine, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Machine, err error) {
 	cfg = cfg.withDefaults()
 	qemuPath, err := exec.LookPath(cfg.QEMU)
 	if err != nil {
@@ -106,7 +106,7 @@ func Start(ctx context.Context, cfg Config) (m *Machine, err error) {
 		return nil, fmt.Errorf("supervisor: create run dir: %w", err)
 	}
 	p := PathsIn(dir)
-	m = &Machine{cfg: cfg, paths: p, accel: accel, done: make(chan struct{})}
+	m := &Machine{cfg: cfg, paths: p, accel: accel, done: make(chan struct{})}
 	var cleanups []func()
 	defer func() {
 		if err == nil {
@@ -455,9 +455,9 @@ func (m *Machine) stop(ctx context.Context) error {
 	var errs []error
 	if !m.exited(0) {
 		qctx, cancel := context.WithTimeout(ctx, quitTimeout)
-		_ = m.mon.Quit(qctx) // failure is fine: signals follow
+		quitErr := m.mon.Quit(qctx) // on failure, signals follow at once
 		cancel()
-		if !m.exitedCtx(ctx, quitGrace) {
+		if quitErr != nil || !m.exitedCtx(ctx, quitGrace) {
 			_ = syscall.Kill(-m.pid, syscall.SIGTERM)
 			if !m.exited(termGrace) {
 				_ = syscall.Kill(-m.pid, syscall.SIGKILL)
