@@ -527,6 +527,7 @@ func (d *dwarfData) skipEntry(u *unit, b *buf) (*abbrev, bool) {
 	}
 	var f field
 	for _, s := range a.specs {
+		f.form = s.form
 		d.readValue(u, b, &f, s.implicit)
 	}
 	return a, b.err == nil

@@ -18,8 +18,8 @@ import (
 // [tag u32][count u32][payload], payload padded to 8 bytes.
 const (
 	indexMagic   = "KSPECSYM"
-	indexVersion = 1
-	indexFile    = "index.v1"
+	indexVersion = 2
+	indexFile    = "index.v2"
 )
 
 // Block tags.
@@ -28,6 +28,7 @@ const (
 	tagByAddr     = 2 // []uint32: address-sorted symbol indices
 	tagAranges    = 3 // []arange from .debug_aranges
 	tagUnitRanges = 4 // []arange from the unit entries
+	tagFDEs       = 5 // []arange: .debug_frame FDE index
 )
 
 // indexHeader identifies the image an index was built from.
@@ -51,6 +52,7 @@ type index struct {
 	byAddr     []uint32
 	aranges    []arange
 	unitRanges []arange
+	fdes       []arange // .debug_frame FDEs: lo, hi, entry offset
 }
 
 func (x *index) close() error { return nil }
@@ -225,6 +227,11 @@ func (t *Table) buildIndex() (*index, error) {
 			x.unitRanges = nil
 		}
 	}
+	if secs, err := t.frameSections(); err == nil && !secs[0].eh {
+		if x.fdes, err = secs[0].index(); err != nil {
+			x.fdes = nil
+		}
+	}
 	return x, nil
 }
 
@@ -266,6 +273,7 @@ func (x *index) encode() []byte {
 	u32s(tagByAddr, x.byAddr)
 	ranges(tagAranges, x.aranges)
 	ranges(tagUnitRanges, x.unitRanges)
+	ranges(tagFDEs, x.fdes)
 	return out
 }
 
@@ -306,7 +314,7 @@ func decodeIndex(b []byte) (*index, error) {
 				x.byAddr = v
 			}
 			b = b[size:]
-		case tagAranges, tagUnitRanges:
+		case tagAranges, tagUnitRanges, tagFDEs:
 			size := 24 * cnt
 			if size > len(b) || size < 0 {
 				return nil, errBadIndex
@@ -316,10 +324,13 @@ func decodeIndex(b []byte) (*index, error) {
 				p := b[24*i:]
 				v[i] = arange{le.Uint64(p), le.Uint64(p[8:]), le.Uint64(p[16:])}
 			}
-			if tag == tagAranges {
+			switch tag {
+			case tagAranges:
 				x.aranges = v
-			} else {
+			case tagUnitRanges:
 				x.unitRanges = v
+			default:
+				x.fdes = v
 			}
 			b = b[size:]
 		default:

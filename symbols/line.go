@@ -192,6 +192,7 @@ type subfile struct {
 // the way gdb builds its symtabs.
 type cuLines struct {
 	unit     *unit
+	hdr      *lineHeader
 	compDir  string
 	subfiles []*subfile // gdb's filetab order: primary file first
 }
@@ -416,7 +417,7 @@ func (d *dwarfData) decodeLines(u *unit) (*cuLines, error) {
 	}
 	// Filetab order: the primary file first, then the files of the line
 	// header in table order, then any other subfile.
-	l := &cuLines{unit: u, compDir: string(u.compDir)}
+	l := &cuLines{unit: u, hdr: h, compDir: string(u.compDir)}
 	seen := map[*subfile]bool{}
 	addSF := func(sf *subfile) {
 		if sf != nil && !seen[sf] {

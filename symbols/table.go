@@ -55,6 +55,9 @@ type Table struct {
 
 	idx *index // on-disk index, nil if none
 
+	cfiOnce sync.Once
+	cfi     []*frameSection
+
 	cache lineCache
 }
 
