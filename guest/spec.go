@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -150,6 +151,15 @@ func LoadConfig(path string) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guest config %s: %w", abs, err)
 	}
+	// Symbols from another build put breakpoints in the wrong places: check
+	// a Linux bzImage against its vmlinux (cheap: only the banner is read).
+	if spec.OS == OSLinux && spec.Kernel != "" {
+		if _, err := KernelRelease(spec.Kernel); err == nil {
+			if err := CheckSymbols(spec.Kernel, spec.Symbols); err != nil {
+				return nil, fmt.Errorf("guest config %s: symbols: %w", abs, err)
+			}
+		}
+	}
 	return spec, nil
 }
 
@@ -165,7 +175,8 @@ func parseConfig(data []byte, dir, defaultName string) (*Spec, error) {
 		case errors.As(err, &syn):
 			return nil, fmt.Errorf("not valid JSON at byte %d: %v", syn.Offset, err)
 		case errors.As(err, &typ):
-			return nil, fmt.Errorf("%s: must be a JSON %s, not %s", typ.Field, typ.Type, typ.Value)
+			want := map[bool]string{true: "a number", false: "a string"}[typ.Type.Kind() == reflect.Int]
+			return nil, fmt.Errorf("%s: must be %s, not a JSON %s", typ.Field, want, typ.Value)
 		case strings.Contains(err.Error(), "unknown field"):
 			return nil, fmt.Errorf("%v; the known keys are %s", strings.TrimPrefix(err.Error(), "json: "), configKeys)
 		}
