@@ -205,7 +205,105 @@ func TestPrepareNetwork(t *testing.T) {
 	if entries, _ := filepath.Glob(filepath.Join(guestDir(cache, "debian-cloud"), ".tmp-*")); len(entries) != 0 {
 		t.Errorf("left temporary directories: %v", entries)
 	}
+
+	// An interrupted build (ctx cancelled, as on SIGINT) leaves nothing.
+	ictx, icancel := context.WithCancel(ctx)
+	defer icancel()
+	interrupt := writerFunc(func(p []byte) (int, error) {
+		if strings.Contains(string(p), "extracting vmlinux") {
+			icancel()
+		}
+		return len(p), nil
+	})
+	_, _, err = Prepare(ictx, "debian-cloud", PrepareOptions{CacheDir: cache, Progress: interrupt, Force: true})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("interrupted Prepare = %v, want context.Canceled", err)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(guestDir(cache, "debian-cloud"), ".tmp-*")); len(entries) != 0 {
+		t.Errorf("an interrupted prepare left %v", entries)
+	}
+	if _, err := Find("debian-cloud", cache); err != nil {
+		t.Errorf("the prepared guest did not survive an interrupted --force: %v", err)
+	}
 	if os.Getenv("KSPEC_TEST_KEEP") != "" {
 		os.CopyFS(os.Getenv("KSPEC_TEST_KEEP"), os.DirFS(cache))
+	}
+}
+
+func TestInstall(t *testing.T) {
+	gdir := t.TempDir()
+	build := func(content string) string {
+		tmp, err := os.MkdirTemp(gdir, ".tmp-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(tmp, "f"), []byte(content), 0o644)
+		return tmp
+	}
+	vdir := filepath.Join(gdir, "6.1.0-56-cloud-amd64")
+	for _, content := range []string{"first", "second (--force)"} {
+		if err := install(build(content), vdir); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(vdir, "f")); string(got) != content {
+			t.Errorf("after install: %q, want %q", got, content)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(gdir, ".*")); len(left) != 0 {
+		t.Errorf("install left %v", left)
+	}
+}
+
+func TestLockAndStale(t *testing.T) {
+	gdir := t.TempDir()
+	var said []string
+	say := func(f string, a ...any) { said = append(said, f) }
+	l, err := lockGuest(context.Background(), gdir, say)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := lockGuest(ctx, gdir, say); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("second lock = %v, want DeadlineExceeded while the first is held", err)
+	}
+	if len(said) != 1 || !strings.Contains(said[0], "waiting") {
+		t.Errorf("progress = %q, want one 'waiting' line", said)
+	}
+	l.unlock()
+	l2, err := lockGuest(context.Background(), gdir, say)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.unlock()
+	os.MkdirAll(filepath.Join(gdir, ".tmp-123", "debs"), 0o755)
+	os.MkdirAll(filepath.Join(gdir, "6.1.0-56-cloud-amd64"), 0o755)
+	removeStale(gdir, say)
+	if _, err := os.Stat(filepath.Join(gdir, ".tmp-123")); !os.IsNotExist(err) {
+		t.Error("stale .tmp- directory kept")
+	}
+	if _, err := os.Stat(filepath.Join(gdir, "6.1.0-56-cloud-amd64")); err != nil {
+		t.Error("a version directory was removed")
+	}
+}
+
+// TestPrepareWithoutApt: without apt the newest prepared version is used
+// (and the result says why); with nothing prepared the error says what is
+// missing.
+func TestPrepareWithoutApt(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	cache := t.TempDir()
+	_, _, err := Prepare(context.Background(), "debian-cloud", PrepareOptions{CacheDir: cache})
+	if err == nil || !strings.Contains(err.Error(), "apt-cache") || !strings.Contains(err.Error(), "config file") {
+		t.Errorf("Prepare without apt or cache = %v", err)
+	}
+	fakePrepared(t, cache, "debian-cloud", "6.1.0-9-cloud-amd64")
+	var progress strings.Builder
+	spec, res, err := Prepare(context.Background(), "debian-cloud", PrepareOptions{CacheDir: cache, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Version != "6.1.0-9-cloud-amd64" || res.Built || res.Fallback == "" || !strings.Contains(progress.String(), "using the newest prepared version") {
+		t.Errorf("Prepare fallback = %+v, %+v, progress %q", spec, res, progress.String())
 	}
 }
