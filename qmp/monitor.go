@@ -428,9 +428,15 @@ func (m *Monitor) write(ctx context.Context, line []byte) error {
 	}
 	dl, _ := ctx.Deadline()
 	_ = m.conn.SetWriteDeadline(dl)
-	stop := context.AfterFunc(ctx, func() { _ = m.conn.SetWriteDeadline(time.Unix(1, 0)) })
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = m.conn.SetWriteDeadline(time.Unix(1, 0))
+		close(fired)
+	})
 	n, err := m.conn.Write(line)
-	stop()
+	if !stop() {
+		<-fired // its deadline must not leak into the next write
+	}
 	if err == nil {
 		return nil
 	}

@@ -99,9 +99,12 @@ type Config struct {
 	// another interface).
 	GDB string
 
-	// PanicDevice adds a pvpanic device with "-action panic=pause", so a
-	// guest kernel panic pauses the VM (state preserved for a debugger)
-	// and QMP reports GUEST_PANICKED.
+	// PanicDevice adds an ISA pvpanic device (I/O port 0x505) with
+	// "-action panic=pause", so a guest kernel panic pauses the VM (state
+	// preserved for a debugger) and QMP reports GUEST_PANICKED. The guest
+	// needs a driver: Linux's pvpanic-mmio (CONFIG_PVPANIC_MMIO; a module
+	// in Debian's cloud kernel, so an initramfs must load it), FreeBSD has
+	// none — watch the console for panics too.
 	PanicDevice bool
 
 	// RunDirBase is where the run dir "kspec-run-*" is created. Default

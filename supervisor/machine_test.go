@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,6 +123,8 @@ func waitGone(pid int, d time.Duration) bool {
 }
 
 func TestStartFirmwareOnlyAndStop(t *testing.T) {
+	needQEMU(t)
+	goroutines := runtime.NumGoroutine()
 	m := start(t, Config{FirmwareOnly: true})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -184,6 +187,32 @@ func TestStartFirmwareOnlyAndStop(t *testing.T) {
 	}
 	if err := m.Stop(ctx); err != nil {
 		t.Fatalf("second Stop: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines left after Stop: %d > %d\n%s", runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestKeepRunDir(t *testing.T) {
+	m := start(t, Config{FirmwareOnly: true, KeepRunDir: true})
+	p := m.Paths()
+	if err := m.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{p.ConsoleLog, p.StderrLog, p.Scratch, p.PIDFile} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("kept run dir lacks %s: %v", f, err)
+		}
+	}
+	for _, s := range []string{p.QMPSocket, p.GDBSocket} {
+		if _, err := os.Stat(s); !os.IsNotExist(err) {
+			t.Errorf("socket %s left: %v", s, err)
+		}
 	}
 }
 
@@ -324,6 +353,10 @@ func TestUnrequestedExitIsReported(t *testing.T) {
 	var ee *ExitError
 	if !errors.As(m.Err(), &ee) || ee.Code != 0 || ee.DuringStart {
 		t.Fatalf("Err = %v", m.Err())
+	}
+	// The console ends with QEMU.
+	if _, err := io.ReadAll(m.Console()); err != nil {
+		t.Fatalf("console after exit: %v", err)
 	}
 	if err := m.Stop(ctx); err != nil {
 		t.Fatal(err)
