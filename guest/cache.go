@@ -57,7 +57,9 @@ type Manifest struct {
 
 // Package is one Debian package.
 type Package struct {
-	Name    string `json:"name"`
+	// Name is the package name.
+	Name string `json:"name"`
+	// Version is the package version.
 	Version string `json:"version"`
 	// SHA256 is the .deb's checksum as the package lists give it.
 	SHA256 string `json:"sha256,omitempty"`

@@ -410,8 +410,10 @@ func (c *Console) Login(ctx context.Context, user, password string) error {
 	if err := c.send(ctx, user+p.Enter); err != nil {
 		return err
 	}
+	// Not the login prompt here: an empty line from a nudge can make getty
+	// print it once more before it reads the user name.
 	what := fmt.Sprintf("logging in as %q: no password or shell prompt", user)
-	i, _, err := c.expectAny(ctx, what, p.PasswordPrompt, p.ShellPrompt, p.LoginIncorrect, p.LoginPrompt)
+	i, _, err := c.expectAny(ctx, what, p.PasswordPrompt, p.ShellPrompt, p.LoginIncorrect)
 	if err != nil {
 		return err
 	}

@@ -601,6 +601,7 @@ type countReader struct {
 	n atomic.Int64
 }
 
+// Read implements io.Reader.
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
@@ -613,6 +614,7 @@ type countWriter struct {
 	n atomic.Int64
 }
 
+// Write implements io.Writer.
 func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n.Add(int64(n))

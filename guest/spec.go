@@ -11,6 +11,19 @@
 //     and shell print; Console logs in over a serial console and runs
 //     commands.
 //
+// The cache, rooted at $KSPEC_CACHE or ~/.cache/kspec (see DefaultCacheDir):
+//
+//	<cache>/guests/<name>/.lock           flock held by a running Prepare
+//	<cache>/guests/<name>/.tmp-*/         a build in progress (renamed when done)
+//	<cache>/guests/<name>/<version>/      one prepared kernel release
+//	    vmlinuz      the kernel (bzImage) from linux-image-<abi>-unsigned
+//	    vmlinux      its debug ELF from linux-image-<abi>-dbg
+//	    initrd.img   the busybox initramfs (initramfs.BuildBusybox)
+//	    busybox      the static busybox it was built from (to build others)
+//	    password     root's console password, mode 0600 (DefaultPassword)
+//	    guest.json   the Spec, with paths relative to the directory
+//	    manifest.json  packages, sizes, sha256s, vmlinux build ID, recipe
+//
 // The package knows nothing of QEMU processes, the gdb protocol or symbol
 // tables: the supervisor boots what a Spec names and hands the console's
 // pty to NewConsole.

@@ -38,7 +38,7 @@ type BusyboxOptions struct {
 	Console string
 }
 
-// Inittab is busybox init's configuration: system setup, then a getty on
+// inittab is busybox init's configuration: system setup, then a getty on
 // the serial console, respawned after every logout. %[1]s is the console.
 const inittab = `::sysinit:/etc/init.d/rcS
 %[1]s::respawn:/sbin/getty -L 115200 %[1]s vt100
