@@ -75,9 +75,9 @@ type Spec struct {
 	Password string `json:"-"`
 	// PasswordFile is the file Password was read from, if any.
 	PasswordFile string `json:"password_file,omitempty"`
-	// MemoryMiB is the guest's RAM in MiB.
+	// MemoryMiB is the guest's RAM in MiB; 0 means DefaultMemoryMiB.
 	MemoryMiB int `json:"memory_mib,omitempty"`
-	// CPUs is the number of vCPUs.
+	// CPUs is the number of vCPUs; 0 means DefaultCPUs.
 	CPUs int `json:"cpus,omitempty"`
 	// Hostname is the guest's host name, as its prompts show it.
 	Hostname string `json:"hostname,omitempty"`
@@ -294,7 +294,8 @@ func (s *Spec) fillDefaults(defaultAppend bool) error {
 }
 
 // Validate checks that s is complete and that the files it names exist.
-// Its errors name the offending key and say how to fix it.
+// Its errors name the offending key and say how to fix it. Zero MemoryMiB
+// and CPUs mean the defaults.
 func (s *Spec) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -351,11 +352,11 @@ func (s *Spec) Validate() error {
 	if s.Kernel == "" && s.Append != "" {
 		bad(`append: only used with "kernel"; remove it or set "kernel"`)
 	}
-	if s.MemoryMiB < 64 {
-		bad(`memory_mib: %d is too small; use at least 64 (default %d)`, s.MemoryMiB, DefaultMemoryMiB)
+	if s.MemoryMiB != 0 && s.MemoryMiB < 64 {
+		bad(`memory_mib: %d is too small; use at least 64 (0 means the default, %d)`, s.MemoryMiB, DefaultMemoryMiB)
 	}
-	if s.CPUs < 1 || s.CPUs > 64 {
-		bad(`cpus: %d is out of range 1..64`, s.CPUs)
+	if s.CPUs < 0 || s.CPUs > 64 {
+		bad(`cpus: %d is out of range 1..64 (0 means the default, %d)`, s.CPUs, DefaultCPUs)
 	}
 	if s.User == "" {
 		bad(`user: missing`)
