@@ -2,6 +2,7 @@ package symbols
 
 import (
 	"debug/dwarf"
+	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -157,18 +158,23 @@ type dwarfData struct {
 	strOffsets, addr, rnglists, ranges []byte
 	loclists, loc, aranges, frame, eh  []byte
 	frameAddr, ehAddr                  uint64
-	mu                                 sync.Mutex
-	abbrevCache                        map[uint64]*abbrevTable
-	units                              map[uint64]*unit
-	arOnce                             sync.Once
-	ar                                 []arange
-	arErr                              error
-	allUnitsOnce                       sync.Once
-	allUnits                           []*unit
-	allUnitsErr                        error
-	unitRangesOnce                     sync.Once
-	unitRanges                         []arange
-	unitRangesErr                      error
+	// readInfo, if set, reads .debug_info bytes at a section offset with
+	// pread: scans over every unit header use it so that they do not map
+	// (and count as resident) a page per unit.
+	readInfo func(p []byte, off uint64) (int, error)
+
+	mu             sync.Mutex
+	abbrevCache    map[uint64]*abbrevTable
+	units          map[uint64]*unit
+	arOnce         sync.Once
+	ar             []arange
+	arErr          error
+	allUnitsOnce   sync.Once
+	allUnits       []*unit
+	allUnitsErr    error
+	unitRangesOnce sync.Once
+	unitRanges     []arange
+	unitRangesErr  error
 }
 
 // arange maps an address range to the unit that covers it.
@@ -204,6 +210,10 @@ func (t *Table) dwarf() (*dwarfData, error) {
 		if len(d.info) == 0 {
 			t.dwErr = fmt.Errorf("symbols: %s: %w (no .debug_info section)", t.path, ErrNoDWARF)
 			return
+		}
+		if s := t.elf.Section(".debug_info"); s != nil && s.Flags&elf.SHF_COMPRESSED == 0 && t.file != nil {
+			base := int64(s.Offset)
+			d.readInfo = func(p []byte, off uint64) (int, error) { return t.file.ReadAt(p, base+int64(off)) }
 		}
 		t.dw = d
 	})
@@ -303,14 +313,31 @@ func (d *dwarfData) unitAt(off uint64) (*unit, error) {
 	return u, nil
 }
 
+// infoWindow returns up to n bytes of .debug_info at off: read with pread
+// when possible, else a slice of the mapping.
+func (d *dwarfData) infoWindow(off uint64, n int) []byte {
+	if off >= uint64(len(d.info)) {
+		return nil
+	}
+	n = int(min(uint64(n), uint64(len(d.info))-off))
+	if d.readInfo != nil {
+		p := make([]byte, n)
+		if m, err := d.readInfo(p, off); err == nil || m == n {
+			return p
+		}
+	}
+	return d.info[off : off+uint64(n)]
+}
+
 // parseUnitHeader decodes a unit header without reading any DIE.
 func (d *dwarfData) parseUnitHeader(off uint64) (*unit, error) {
 	if off >= uint64(len(d.info)) {
 		return nil, fmt.Errorf(".debug_info: unit offset %#x out of range", off)
 	}
-	b := makeBuf(".debug_info", d.info, int(off), d.order)
+	// Positions in b are relative to off.
+	b := makeBuf(".debug_info", d.infoWindow(off, 64), 0, d.order)
 	length, dwarf64 := b.unitLength()
-	start := uint64(b.off)
+	start := off + uint64(b.off)
 	u := &unit{off: off, end: start + length, dwarf64: dwarf64}
 	if u.end > uint64(len(d.info)) || u.end < start {
 		return nil, fmt.Errorf(".debug_info: unit at %#x overruns the section", off)
@@ -339,7 +366,7 @@ func (d *dwarfData) parseUnitHeader(off uint64) (*unit, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
-	u.die = uint64(b.off)
+	u.die = off + uint64(b.off)
 	u.abbrevOff = abbrevOff
 	return u, nil
 }
@@ -390,7 +417,18 @@ func (d *dwarfData) findAbbrev(off, code uint64) (*abbrev, error) {
 
 // readUnitInfo reads the unit DIE's attributes into u.
 func (d *dwarfData) readUnitInfo(u *unit) error {
-	b := makeBuf(".debug_info", d.info, int(u.die), d.order)
+	// Most unit entries fit in a small window; retry from the mapping
+	// if this one does not.
+	if err := d.readUnitInfoFrom(u, d.infoWindow(u.die, 512)); err == nil || d.readInfo == nil {
+		return err
+	}
+	return d.readUnitInfoFrom(u, d.info[u.die:u.end])
+}
+
+// readUnitInfoFrom decodes the unit entry from data, which starts at the
+// entry.
+func (d *dwarfData) readUnitInfoFrom(u *unit, data []byte) error {
+	b := makeBuf(".debug_info", data, 0, d.order)
 	code := b.uleb()
 	if b.err != nil || code == 0 {
 		return fmt.Errorf(".debug_info: unit at %#x has no unit entry", u.off)

@@ -31,6 +31,7 @@ var (
 // image. Create it with Open or OpenIndexed and release it with Close.
 type Table struct {
 	path    string
+	file    *os.File // for small scattered reads that should not map pages
 	data    []byte // the whole file, memory-mapped
 	release func() error
 	elf     *elf.File
@@ -68,20 +69,23 @@ func Open(path string) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("symbols: %w", err)
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("symbols: %w", err)
 	}
 	data, release, err := mapFile(f, st.Size())
 	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("symbols: %s: %w", path, err)
 	}
 	t, err := newTable(path, data, release)
 	if err != nil {
 		_ = release()
+		f.Close()
 		return nil, err
 	}
+	t.file = f
 	return t, nil
 }
 
@@ -114,6 +118,9 @@ func (t *Table) Close() error {
 		if e := t.release(); e != nil && err == nil {
 			err = e
 		}
+	}
+	if t.file != nil {
+		t.file.Close()
 	}
 	t.data = nil
 	return err
