@@ -32,7 +32,7 @@ var (
 type Table struct {
 	path    string
 	file    *os.File // for small scattered reads that should not map pages
-	data    []byte // the whole file, memory-mapped
+	data    []byte   // the whole file, memory-mapped
 	release func() error
 	elf     *elf.File
 	order   binary.ByteOrder
