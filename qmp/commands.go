@@ -84,6 +84,7 @@ type HMPError struct {
 	Output string
 }
 
+// Error implements error.
 func (e *HMPError) Error() string {
 	return fmt.Sprintf("qmp: hmp %q: %s", e.Command, strings.TrimSpace(e.Output))
 }

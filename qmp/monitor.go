@@ -78,6 +78,7 @@ type CommandError struct {
 	Desc string
 }
 
+// Error implements error.
 func (e *CommandError) Error() string {
 	return fmt.Sprintf("qmp: %s: %s (%s)", e.Command, e.Desc, e.Class)
 }

@@ -19,6 +19,7 @@ type JobError struct {
 	Desc string
 }
 
+// Error implements error.
 func (e *JobError) Error() string {
 	return fmt.Sprintf("qmp: %s job %s failed: %s", e.Type, e.ID, e.Desc)
 }

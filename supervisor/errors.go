@@ -29,6 +29,7 @@ type ExitError struct {
 	DuringStart bool
 }
 
+// Error implements error.
 func (e *ExitError) Error() string {
 	var b strings.Builder
 	b.WriteString("supervisor: qemu ")
