@@ -90,7 +90,7 @@ type request struct {
 
 	// guarded by Client.mu
 	abandoned bool   // nobody waits for the reply any more
-	suspect   bool   // a stop arrived while this was pending with others: replies may be shifted
+	suspect   bool   // a stop arrived while this was pending: the reply may be another's
 	faulted   bool   // the stub NAKed while several packets were unacknowledged
 	out       []byte // monitor output
 }
@@ -98,6 +98,7 @@ type request struct {
 type result struct {
 	payload string
 	out     []byte // a monitor request's collected output
+	suspect bool   // a stop reply arrived while the request was pending
 	err     error
 }
 
@@ -503,14 +504,11 @@ func (c *Client) dispatch(p string) {
 	if r.wantStop {
 		c.running = false // the stub refused to resume
 	}
-	switch {
-	case r.faulted:
+	if r.faulted {
 		r.done <- result{err: errFault}
-	case r.suspect:
-		r.done <- result{err: errSuspect}
-	default:
-		r.done <- result{payload: p, out: r.out}
+		return
 	}
+	r.done <- result{payload: p, out: r.out, suspect: r.suspect}
 }
 
 // onStop handles a stop reply; c.mu is held.
@@ -530,21 +528,14 @@ func (c *Client) onStop(s StopReply) {
 	c.stopSig = make(chan struct{})
 	// The target was running although requests were outstanding: the first
 	// byte of the oldest one stopped it and that packet may have been
-	// discarded. A lone request finds out with a probe; replies to several
-	// may be shifted and are not trusted.
-	live := 0
-	for _, r := range c.pending {
-		if !r.abandoned && !r.probe {
-			live++
-		}
-	}
+	// discarded, so that every later reply would be matched to the request
+	// before its own. A lone request finds out with a probe (see wait); a
+	// pipeline does not trust the replies and starts again (readPipelined).
 	for _, r := range c.pending {
 		if r.abandoned || r.probe {
 			continue
 		}
-		if live > 1 {
-			r.suspect = true
-		}
+		r.suspect = true
 		select {
 		case r.stopSeen <- struct{}{}:
 		default:
@@ -767,18 +758,36 @@ func (c *Client) resync(ctx context.Context) error {
 		return nil
 	}
 	c.logf("rsp: resynchronising after an abandoned request")
-	if err := c.start(p); err != nil {
-		return err
+	// A stub that dropped requests may drop the probe too: send another
+	// one whenever a probe stays unanswered for the pipeline timeout.
+	timer := time.NewTimer(c.pipelineTimeout())
+	defer timer.Stop()
+	for {
+		if err := c.start(p); err != nil {
+			return err
+		}
+		select {
+		case res := <-p.done:
+			return res.err
+		case <-timer.C:
+			c.abandon(p)
+			c.logf("rsp: probe %q unanswered; sending another", p.pkt)
+			p = c.newProbe()
+			timer.Reset(c.pipelineTimeout())
+		case <-ctx.Done():
+			c.abandon(p)
+			return fmt.Errorf("resynchronising: %w", ctx.Err())
+		case <-c.dead:
+			return c.deadErr()
+		}
 	}
-	select {
-	case res := <-p.done:
-		return res.err
-	case <-ctx.Done():
-		c.abandon(p)
-		return fmt.Errorf("resynchronising: %w", ctx.Err())
-	case <-c.dead:
-		return c.deadErr()
+}
+
+func (c *Client) pipelineTimeout() time.Duration {
+	if c.opts.PipelineTimeout > 0 {
+		return c.opts.PipelineTimeout
 	}
+	return defaultPipelineTimeout
 }
 
 // call is the common path for a packet with one reply: it interprets empty

@@ -156,10 +156,7 @@ func (c *Client) readPipelined(ctx context.Context, spans []span, buf []byte, wi
 			c.abandon(reqs[i])
 		}
 	}
-	timeout := c.opts.PipelineTimeout
-	if timeout <= 0 {
-		timeout = defaultPipelineTimeout
-	}
+	timeout := c.pipelineTimeout()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for done < len(spans) {
@@ -182,6 +179,10 @@ func (c *Client) readPipelined(ctx context.Context, spans []span, buf []byte, wi
 					return done, res.err
 				}
 				return done, pktErr(r.pkt, res.err)
+			}
+			if res.suspect {
+				abandonFrom(done + 1)
+				return done, errSuspect
 			}
 			if replyError(r.pkt, res.payload) != nil {
 				abandonFrom(done + 1)
