@@ -175,6 +175,7 @@ type dwarfData struct {
 	unitRangesOnce sync.Once
 	unitRanges     []arange
 	unitRangesErr  error
+	structDefs     map[string]typeRef // complete struct definitions by tag+name
 }
 
 // arange maps an address range to the unit that covers it.

@@ -56,6 +56,9 @@ type Table struct {
 
 	idx *index // on-disk index, nil if none
 
+	fileOnce sync.Once
+	symFiles []uint32 // STT_FILE of each local symbol
+
 	cfiOnce sync.Once
 	cfi     []*frameSection
 

@@ -5,6 +5,8 @@
 //
 //	symtool [-index DIR] info-line VMLINUX NAME|*ADDR...   # like gdb -batch -ex 'info line X'
 //	symtool [-index DIR] resolve VMLINUX EXPR...
+//	symtool [-index DIR] expr VMLINUX 'init_uts_ns.name.nodename'...
+//	symtool [-index DIR] inlined VMLINUX NAME+OFF|0xADDR...
 //	symtool random-funcs VMLINUX N SEED                    # N random function names
 package main
 
@@ -26,7 +28,7 @@ func main() {
 	flag.Parse()
 	args := flag.Args()
 	if len(args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: symtool [-index DIR] info-line|resolve|random-funcs VMLINUX ARGS...")
+		fmt.Fprintln(os.Stderr, "usage: symtool [-index DIR] info-line|resolve|expr|inlined|random-funcs VMLINUX ARGS...")
 		os.Exit(2)
 	}
 	var t *symbols.Table
@@ -54,6 +56,31 @@ func main() {
 				continue
 			}
 			fmt.Println(r)
+		}
+	case "expr":
+		for _, a := range args[2:] {
+			v, err := t.Expr(a)
+			if err != nil {
+				fmt.Println(err)
+				continue
+			}
+			fmt.Println(v)
+		}
+	case "inlined":
+		for _, a := range args[2:] {
+			r, err := t.Resolve(a)
+			if err != nil {
+				fmt.Println(err)
+				continue
+			}
+			frames, err := t.InlinedAt(r.Addr)
+			if err != nil {
+				fmt.Println(err)
+				continue
+			}
+			for _, f := range frames {
+				fmt.Printf("%s at %s:%d inlined=%v\n", f.Function, f.File, f.Line, f.Inlined)
+			}
 		}
 	case "random-funcs":
 		n, _ := strconv.Atoi(args[2])
