@@ -847,3 +847,115 @@ func (d *dwarfData) params(tr typeRef, e *entry, depth int) string {
 	}
 	return strings.Join(ps, ", ")
 }
+
+// Offsetof locates a member path inside a struct or union type, as
+// offsetof(TYPE, PATH) would, e.g. Offsetof("struct task_struct", "comm")
+// or Offsetof("task_struct", "se.load"). TYPE may omit the "struct" or
+// "union" keyword; PATH is members and constant indexes. The result's
+// Addr is the offset; Size and TypeName describe the member. The type's
+// definition is searched unit by unit until found, so the first call
+// for a type may take a while on a large image.
+func (t *Table) Offsetof(typeName, memberPath string) (Value, error) {
+	if err := t.enter(); err != nil {
+		return Value{}, err
+	}
+	defer t.mu.RUnlock()
+	d, err := t.dwarf()
+	if err != nil {
+		return Value{}, err
+	}
+	kw, name, ok := strings.Cut(strings.TrimSpace(typeName), " ")
+	tags := []dwarf.Tag{dwarf.TagStructType, dwarf.TagUnionType}
+	switch {
+	case ok && kw == "struct":
+		tags = tags[:1]
+	case ok && kw == "union":
+		tags = tags[1:]
+	case ok:
+		return Value{}, fmt.Errorf("symbols: offsetof(%s): %w: want [struct|union] NAME", typeName, ErrBadExpr)
+	default:
+		name = kw
+	}
+	name = strings.TrimSpace(name)
+	_, steps, err := parseExpr("x" + prefixDot(memberPath))
+	if err != nil {
+		return Value{}, fmt.Errorf("symbols: offsetof(%s, %s): %w", typeName, memberPath, err)
+	}
+	var tr typeRef
+	found := false
+	for _, tag := range tags {
+		if c, ok := d.findStructAnywhere(tag, name); ok {
+			tr, found = c, true
+			break
+		}
+	}
+	if !found {
+		return Value{}, fmt.Errorf("symbols: offsetof(%s): %w: no definition of the type", typeName, ErrBadExpr)
+	}
+	expr := fmt.Sprintf("offsetof(%s, %s)", typeName, memberPath)
+	v := Value{Expr: expr}
+	for _, st := range steps {
+		if st.isIdx {
+			elem, stride, count, err := d.arrayElem(tr)
+			if err != nil {
+				return Value{}, fmt.Errorf("symbols: %s: %w", expr, err)
+			}
+			if count > 0 && st.index >= count {
+				return Value{}, fmt.Errorf("symbols: %s: %w: index %d out of range [0, %d)", expr, ErrBadExpr, st.index, count)
+			}
+			v.Addr += st.index * stride
+			tr = elem
+			continue
+		}
+		m, err := d.member(tr, st.member)
+		if err != nil {
+			return Value{}, fmt.Errorf("symbols: %s: %w", expr, err)
+		}
+		v.Addr += m.off
+		v.BitOffset, v.BitSize = m.bitOff, m.bitSize
+		tr = m.typ
+	}
+	if v.Size, err = d.sizeOf(tr); err != nil {
+		return Value{}, fmt.Errorf("symbols: %s: %w", expr, err)
+	}
+	v.TypeName = d.typeName(tr)
+	return v, nil
+}
+
+// prefixDot turns a member path into accessor syntax: "a.b" -> ".a.b",
+// "[2].a" stays.
+func prefixDot(p string) string {
+	p = strings.TrimSpace(p)
+	if p == "" || strings.HasPrefix(p, "[") || strings.HasPrefix(p, ".") {
+		return p
+	}
+	return "." + p
+}
+
+// findStructAnywhere returns the first complete definition of a
+// struct/union called name, scanning units in order (and caching).
+func (d *dwarfData) findStructAnywhere(tag dwarf.Tag, name string) (typeRef, bool) {
+	key := string(rune(tag)) + name
+	d.mu.Lock()
+	c, ok := d.structDefs[key]
+	d.mu.Unlock()
+	if ok {
+		return c, true
+	}
+	all, err := d.allUnitList()
+	if err != nil {
+		return typeRef{}, false
+	}
+	for _, u := range all {
+		if c, ok := d.findStruct(u, tag, name); ok {
+			d.mu.Lock()
+			if d.structDefs == nil {
+				d.structDefs = map[string]typeRef{}
+			}
+			d.structDefs[key] = c
+			d.mu.Unlock()
+			return c, true
+		}
+	}
+	return typeRef{}, false
+}

@@ -131,3 +131,32 @@ func TestVmlinuxExprAgainstGDB(t *testing.T) {
 		}
 	}
 }
+
+func TestVmlinuxOffsetof(t *testing.T) {
+	tb := openVmlinux(t)
+	task, err := tb.Expr("init_task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ typ, path string }{
+		{"struct task_struct", "comm"},
+		{"task_struct", "comm[2]"},
+		{"struct task_struct", "se.load"},
+		{"task_struct", "thread_info.flags"},
+	} {
+		want, err := tb.Expr("init_task." + strings.TrimPrefix(prefixDot(tc.path), "."))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := tb.Offsetof(tc.typ, tc.path)
+		if err != nil || got.Addr != want.Addr-task.Addr || got.Size != want.Size || got.TypeName != want.TypeName {
+			t.Errorf("Offsetof(%s, %s) = %+v, %v; want offset %#x, %d bytes, %q", tc.typ, tc.path, got, err, want.Addr-task.Addr, want.Size, want.TypeName)
+		}
+	}
+	if _, err := tb.Offsetof("union task_struct", "comm"); err == nil {
+		t.Error("Offsetof(union task_struct) found a struct")
+	}
+	if _, err := tb.Offsetof("struct task_struct", "nosuch"); err == nil {
+		t.Error("Offsetof(task_struct, nosuch) succeeded")
+	}
+}
