@@ -3,6 +3,8 @@ package symbols
 import (
 	"debug/elf"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -172,6 +174,9 @@ func TestResolve(t *testing.T) {
 		{expr: "*0X1803", want: "0x1803 <startup_64+3> at /src/arch/x86/kernel/head_64.S:65"},
 		{expr: "0x1900", want: "0x1900 <no_lines>"},
 		{expr: "0x9000", want: "0x9000"},
+		{expr: "fs/namei.c:11", want: "0x1105 <do_mkdirat+5> at fs/namei.c:11"},
+		{expr: "namei.c:x", wantErr: ErrBadExpr},
+		{expr: "namei.c:999", wantErr: ErrNoLine},
 		{expr: "nope", wantErr: ErrUnknownSymbol},
 		{expr: "do_mkdirat+zz", wantErr: errAny},
 		{expr: "", wantErr: errAny},
@@ -238,5 +243,45 @@ func TestOpenIndexed(t *testing.T) {
 	}
 	if loc, err := tb.FunctionLine("do_mkdirat"); err != nil || loc.Line != 10 {
 		t.Errorf("FunctionLine without index = %v, %v", loc, err)
+	}
+}
+
+func TestLineAddrs(t *testing.T) {
+	tb := openELF(t, lineTestImage(true))
+	tests := []struct {
+		file    string
+		line    int
+		want    []string // FUNCTION@ADDR FILE:LINE
+		wantErr bool
+	}{
+		{file: "fs/namei.c", line: 10, want: []string{"do_mkdirat@0x1100 fs/namei.c:10"}},
+		// (No function from 0x1110 on: see TestResolve.)
+		{file: "namei.c", line: 21, want: []string{"@0x1120 fs/namei.c:21"}},
+		// No row for line 13: the next line with code.
+		{file: "fs/namei.c", line: 13, want: []string{"@0x1120 fs/namei.c:20"}},
+		// Line 31 has only a non-statement row and line 40's row gave way
+		// to fs.h:5 at the same address: the next line is 50.
+		{file: "fs/namei.c", line: 31, want: []string{"@0x1150 fs/namei.c:50"}},
+		{file: "fs.h", line: 5, want: []string{"@0x1140 include/linux/fs.h:5"}},
+		{file: "head_64.S", line: 66, want: []string{"startup_64@0x1807 /src/arch/x86/kernel/head_64.S:67"}},
+		{file: "fs/namei.c", line: 1000, wantErr: true},
+		{file: "nosuch.c", line: 1, wantErr: true},
+		{file: "fs/namei.c", line: 0, wantErr: true},
+	}
+	for _, tc := range tests {
+		locs, err := tb.LineAddrs(tc.file, tc.line)
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("LineAddrs(%s:%d) = %v, want an error", tc.file, tc.line, locs)
+			}
+			continue
+		}
+		var got []string
+		for _, l := range locs {
+			got = append(got, fmt.Sprintf("%s@%#x %s", l.Function, l.Addr, l))
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("LineAddrs(%s:%d) = %q, %v; want %q", tc.file, tc.line, got, err, tc.want)
+		}
 	}
 }

@@ -37,9 +37,9 @@ func (r Resolution) String() string {
 	return s
 }
 
-// Resolve resolves a symbol name, NAME+OFFSET, or an address (0x-prefixed
-// hex, optionally after gdb's '*') to its symbol and source line. It
-// backs `kspec sym`.
+// Resolve resolves a symbol name, NAME+OFFSET, an address (0x-prefixed
+// hex, optionally after gdb's '*') or FILE:LINE (the first location
+// LineAddrs gives) to its symbol and source line. It backs `kspec sym`.
 func (t *Table) Resolve(expr string) (Resolution, error) {
 	expr = strings.TrimSpace(expr)
 	if expr == "" {
@@ -47,6 +47,17 @@ func (t *Table) Resolve(expr string) (Resolution, error) {
 	}
 	var r Resolution
 	a := strings.TrimPrefix(expr, "*")
+	if file, lineStr, ok := strings.Cut(a, ":"); ok {
+		line, err := strconv.Atoi(strings.TrimSpace(lineStr))
+		if err != nil {
+			return Resolution{}, fmt.Errorf("symbols: resolve %q: %w: want FILE:LINE", expr, ErrBadExpr)
+		}
+		locs, err := t.LineAddrs(strings.TrimSpace(file), line)
+		if err != nil {
+			return Resolution{}, fmt.Errorf("symbols: resolve %q: %w", expr, err)
+		}
+		a = fmt.Sprintf("%#x", locs[0].Addr)
+	}
 	if addr, ok := parseAddr(a); ok {
 		r.Addr = addr
 		if sym, off, err := t.SymbolAt(addr); err == nil {

@@ -235,3 +235,27 @@ func TestVmlinuxConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestVmlinuxLineAddrs checks breakpoint addresses of source lines against
+// gdb's `break FILE:LINE` on debianCloud61.
+func TestVmlinuxLineAddrs(t *testing.T) {
+	tb := openVmlinux(t)
+	if tb.BuildID() != debianCloud61 {
+		t.Skip("addresses recorded on", debianCloud61)
+	}
+	tests := []struct {
+		file string
+		line int
+		want string
+	}{
+		{"fs/namei.c", 4186, "do_mkdirat@0xffffffff813633ce fs/namei.c:4186"},
+		{"fs/namei.c", 4170, "do_mkdirat@0xffffffff813632d5 fs/namei.c:4170"},
+		{"fs/namei.c", 4169, "do_mkdirat@0xffffffff813632a0 fs/namei.c:4169"},
+	}
+	for _, tc := range tests {
+		locs, err := tb.LineAddrs(tc.file, tc.line)
+		if err != nil || len(locs) != 1 || fmt.Sprintf("%s@%#x %s", locs[0].Function, locs[0].Addr, locs[0]) != tc.want {
+			t.Errorf("LineAddrs(%s:%d) = %v, %v; want %s", tc.file, tc.line, locs, err, tc.want)
+		}
+	}
+}
