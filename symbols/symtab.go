@@ -482,7 +482,7 @@ func (t *Table) symbolIndexAt(addr uint64) (int, error) {
 }
 
 // Symbols calls fn for every named, defined symbol in table order until fn
-// returns false.
+// returns false. fn must not call Close.
 func (t *Table) Symbols(fn func(Symbol) bool) error {
 	if err := t.enter(); err != nil {
 		return err
