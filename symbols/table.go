@@ -148,7 +148,9 @@ func (t *Table) enter() error {
 
 // sectionData returns the bytes of the named section as a slice of the
 // mapping, nil if the section is absent or has no file data. Compressed
-// sections are decompressed into memory.
+// (SHF_COMPRESSED) sections are decompressed into memory: that works but
+// costs what the mapping saves (about 3 s and 475 MB for a vmlinux with
+// objcopy --compress-debug-sections).
 func (t *Table) sectionData(name string) ([]byte, error) {
 	s := t.elf.Section(name)
 	if s == nil || s.Type == elf.SHT_NOBITS {
