@@ -2,6 +2,7 @@ package rsp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -366,7 +367,7 @@ func (c *Client) readLoop() {
 			return
 		}
 		c.logf("<- %q", frame)
-		payload, derr := DecodePacket(frame)
+		payload, derr := decodeFrame(frame)
 		if frame[0] == '%' {
 			continue // non-stop notification: never acknowledged, not used by kspec
 		}
@@ -387,19 +388,18 @@ func (c *Client) readLoop() {
 // readFrame reads the rest of a frame that started with start. A '$' inside
 // the payload restarts the frame (the previous one was truncated), as gdb does.
 func readFrame(br *bufio.Reader, buf []byte, start byte) ([]byte, error) {
-	buf = append(buf, start)
+	buf = append(buf[:0], start)
 	for {
-		b, err := br.ReadByte()
-		if err != nil {
-			return nil, err
+		chunk, err := br.ReadSlice('#')
+		if bytes.IndexByte(chunk, '$') >= 0 { // rare; IndexByte is the fast test
+			buf, chunk = buf[:0], chunk[bytes.LastIndexByte(chunk, '$'):]
 		}
-		if b == '$' {
-			buf = append(buf[:0], b)
-			continue
-		}
-		buf = append(buf, b)
-		if b == '#' {
+		buf = append(buf, chunk...)
+		if err == nil {
 			break
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, err
 		}
 		if len(buf) > maxFrame {
 			return nil, fmt.Errorf("%w: frame longer than %d bytes", ErrMalformedPacket, maxFrame)

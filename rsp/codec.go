@@ -1,6 +1,7 @@
 package rsp
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 )
@@ -28,8 +29,25 @@ func EncodePacket(payload []byte) []byte {
 // frame is accepted too): it verifies the checksum (ErrChecksum), expands
 // run-length encoding (`X*n` repeats X n-29 more times) and then undoes
 // `}` escapes, the order gdb itself uses. Any other malformation is
-// ErrMalformedPacket. DecodePacket never panics.
+// ErrMalformedPacket. The result never aliases frame. DecodePacket never
+// panics.
 func DecodePacket(frame []byte) ([]byte, error) {
+	p, err := decodeFrame(frame)
+	if err != nil {
+		return nil, err
+	}
+	if len(p) > 0 && len(frame) > 0 && &p[0] == &frame[1] {
+		p = bytes.Clone(p)
+	}
+	if p == nil {
+		p = []byte{}
+	}
+	return p, nil
+}
+
+// decodeFrame is DecodePacket, except that a payload without escapes or
+// run-length encoding is returned as a slice of frame.
+func decodeFrame(frame []byte) ([]byte, error) {
 	n := len(frame)
 	if n < 4 || (frame[0] != '$' && frame[0] != '%') || frame[n-3] != '#' {
 		return nil, fmt.Errorf("%w: frame %q is not $payload#xx", ErrMalformedPacket, shorten(string(frame)))
@@ -45,28 +63,31 @@ func DecodePacket(frame []byte) ([]byte, error) {
 	if want := unhex(frame[n-2])<<4 | unhex(frame[n-1]); sum != want {
 		return nil, fmt.Errorf("%w: computed %02x, frame says %02x", ErrChecksum, sum, want)
 	}
+	if bytes.IndexByte(raw, '$') >= 0 || bytes.IndexByte(raw, '#') >= 0 {
+		return nil, fmt.Errorf("%w: unescaped '$' or '#' inside payload", ErrMalformedPacket)
+	}
+	if bytes.IndexByte(raw, '*') < 0 && bytes.IndexByte(raw, '}') < 0 {
+		return raw, nil // the common case: nothing to expand
+	}
 	// Expand run-length encoding on the raw bytes.
 	expanded := make([]byte, 0, len(raw))
 	for i := 0; i < len(raw); i++ {
 		b := raw[i]
-		switch b {
-		case '$', '#':
-			return nil, fmt.Errorf("%w: unescaped %q inside payload", ErrMalformedPacket, b)
-		case '*':
-			if len(expanded) == 0 || i+1 >= len(raw) {
-				return nil, fmt.Errorf("%w: run-length marker without a character or count", ErrMalformedPacket)
-			}
-			i++
-			cnt := int(raw[i]) - 29
-			if cnt < 3 || raw[i] > 126 {
-				return nil, fmt.Errorf("%w: run-length count %q out of range", ErrMalformedPacket, raw[i])
-			}
-			last := expanded[len(expanded)-1]
-			for range cnt {
-				expanded = append(expanded, last)
-			}
-		default:
+		if b != '*' {
 			expanded = append(expanded, b)
+			continue
+		}
+		if len(expanded) == 0 || i+1 >= len(raw) {
+			return nil, fmt.Errorf("%w: run-length marker without a character or count", ErrMalformedPacket)
+		}
+		i++
+		cnt := int(raw[i]) - 29
+		if cnt < 3 || raw[i] > 126 {
+			return nil, fmt.Errorf("%w: run-length count %q out of range", ErrMalformedPacket, raw[i])
+		}
+		last := expanded[len(expanded)-1]
+		for range cnt {
+			expanded = append(expanded, last)
 		}
 	}
 	// Undo escapes.
