@@ -53,7 +53,6 @@ type Client struct {
 	stopSig  chan struct{} // closed and replaced whenever a stop is queued
 	running  bool
 	detached bool
-	noAck    bool
 	err      error         // why the connection is gone; set once
 	dead     chan struct{} // closed when err is set
 
@@ -72,6 +71,7 @@ type Client struct {
 	regIndex   map[string]int
 	targetXML  string // raw target.xml annex, the resynchronisation probe's source
 
+	noAck       atomic.Bool // QStartNoAckMode is in effect
 	probeSeq    atomic.Uint64
 	pipelineOff atomic.Bool
 	window      atomic.Int32
@@ -152,7 +152,7 @@ func Connect(ctx context.Context, rw io.ReadWriter, opts Options) (*Client, erro
 
 func (c *Client) handshake(ctx context.Context) error {
 	reply, err := c.Query(ctx, "qSupported:swbreak+;hwbreak+;vContSupported+")
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrUnsupported) {
 		return fmt.Errorf("rsp: connect: %w", err)
 	}
 	c.features = parseFeatures(reply)
@@ -166,7 +166,7 @@ func (c *Client) handshake(ctx context.Context) error {
 	if c.features["QStartNoAckMode"] == "+" {
 		if _, err := c.Query(ctx, "QStartNoAckMode"); err == nil {
 			c.mu.Lock()
-			c.noAck = true
+			c.noAck.Store(true)
 			c.unacked = nil
 			c.mu.Unlock()
 		}
@@ -263,7 +263,8 @@ func (c *Client) xferRead(ctx context.Context, object, annex string) ([]byte, er
 }
 
 // Close stops the goroutines, fails every pending call with
-// ErrConnectionClosed and closes rw if it is an io.Closer. It does not
+// ErrConnectionClosed and closes rw if it is an io.Closer (if it is not,
+// the reader goroutine ends only when a Read on rw returns). It does not
 // detach: QEMU keeps the breakpoints and leaves the VM stopped.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
@@ -416,10 +417,7 @@ func readFrame(br *bufio.Reader, buf []byte, start byte) ([]byte, error) {
 }
 
 func (c *Client) enqueueAck(b byte) {
-	c.mu.Lock()
-	noAck := c.noAck
-	c.mu.Unlock()
-	if !noAck {
+	if !c.noAck.Load() {
 		c.enqueue([]byte{b})
 	}
 }
@@ -474,10 +472,12 @@ func (c *Client) dispatch(p string) {
 		return
 	}
 	if looksLikeStopReply(p) {
-		if s, err := ParseStopReply(p); err == nil {
-			c.onStop(s)
-			return
+		s, err := ParseStopReply(p)
+		if err != nil {
+			c.logf("rsp: stop reply %q: %v (using what could be parsed)", shorten(p), err)
 		}
+		c.onStop(s)
+		return
 	}
 	// A resynchronisation probe's reply settles every request before it:
 	// those never answered were lost.
@@ -632,7 +632,7 @@ func (c *Client) send(r *request, frame []byte) error {
 			c.resume()
 		}
 	}
-	if !c.noAck {
+	if !c.noAck.Load() {
 		c.unacked = append(c.unacked, frame)
 	}
 	c.logf("-> %q", frame)

@@ -519,3 +519,37 @@ func TestOutputOutsideMonitor(t *testing.T) {
 		t.Fatal("no output")
 	}
 }
+
+func TestPipelinedReadIntoUnmappedMemory(t *testing.T) {
+	stub := newFakeStub(t)
+	c := connectFake(t, stub, Options{})
+	start := uint64(1<<20 - 10000)
+	got, err := c.ReadMemory(tctx(t), start, 20000)
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Code != 0x14 {
+		t.Fatalf("ReadMemory across the end of memory: %v", err)
+	}
+	// The error names the first request that failed; the bytes before it are returned.
+	if !strings.HasPrefix(re.Packet, "m") || len(got) > 10000 || !bytes.Equal(got, stub.mem[start:start+uint64(len(got))]) {
+		t.Errorf("packet %q, %d bytes returned", re.Packet, len(got))
+	}
+	if c.pipelineOff.Load() {
+		t.Error("an error reply turned pipelining off")
+	}
+	if v, err := c.ReadRegister(tctx(t), "r0"); err != nil || v != 0x8877665544332211 {
+		t.Errorf("ReadRegister after the failed read = %#x, %v", v, err)
+	}
+}
+
+func TestMalformedStopReplyStillStops(t *testing.T) {
+	stub := newFakeStub(t)
+	c := connectFake(t, stub, Options{})
+	if err := c.Continue(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	stub.sendStop("T05thread:zz;")
+	s, err := c.WaitStop(tctx(t))
+	if err != nil || s.Raw != "T05thread:zz;" || s.Signal != 5 || c.Running() {
+		t.Errorf("WaitStop = %+v, %v; Running %v", s, err, c.Running())
+	}
+}

@@ -201,7 +201,7 @@ func (c *Client) Continue(ctx context.Context) error {
 		return pktErr(pkt, c.err)
 	}
 	c.resume()
-	if !c.noAck {
+	if !c.noAck.Load() {
 		c.unacked = append(c.unacked, frame)
 	}
 	c.logf("-> %q", frame)
