@@ -8,7 +8,9 @@
 # asks symbols.FunctionLine / symbols.LineAt the same, formatted like gdb.
 # A name matches when our line is one of gdb's answers (gdb also lists
 # inlined instances of a function); an address must match exactly.
-# Prints mismatches and the match rates. VMLINUX defaults to $KSPEC_SYMBOLS.
+# Prints mismatches and the match rates; SHOW_SYMBOL_DIFFS=1 also prints
+# answers that differ only in a <symbol+offset> annotation. VMLINUX defaults
+# to $KSPEC_SYMBOLS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 vmlinux=${1:-${KSPEC_SYMBOLS:?set KSPEC_SYMBOLS or pass the vmlinux path}}
@@ -32,7 +34,7 @@ gdb -nx -batch "${gdbargs[@]}" "$vmlinux" >"$tmp/gdb.out" 2>&1 || true
 paste -d'\t' "$tmp/names" "$tmp/ours.names" >"$tmp/ours"
 paste -d'\t' <(sed 's/^/*/' "$tmp/addrs") "$tmp/ours.addrs" >>"$tmp/ours"
 
-awk -F'\t' -v gdbout="$tmp/gdb.out" '
+awk -F'\t' -v gdbout="$tmp/gdb.out" -v showsym="${SHOW_SYMBOL_DIFFS:-0}" '
 # strip removes the <symbol+offset> annotations: gdb names addresses after
 # DWARF functions (blk_mq_cancel_work_sync), we after ELF symbols
 # (blk_mq_cancel_work_sync.part.0).
@@ -54,6 +56,10 @@ BEGIN {
 		if (strip(ans[q, i]) == strip(ours)) ok = 1
 	}
 	if (full) exact[kind]++
+	if (ok && !full && showsym) {
+		printf "SYMBOL-NAMING %s\n  ours: %s\n", q, ours
+		for (i = 1; i <= nq[q]; i++) printf "  gdb:  %s\n", ans[q, i]
+	}
 	if (ok) { match_[kind]++; next }
 	printf "MISMATCH %s\n  ours: %s\n", q, ours
 	for (i = 1; i <= nq[q]; i++) printf "  gdb:  %s\n", ans[q, i]

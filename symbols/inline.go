@@ -10,6 +10,7 @@ import (
 type scope struct {
 	tag      dwarf.Tag
 	off      uint64 // DIE offset
+	entry    uint64 // gdb's BLOCK_ENTRY_PC: low_pc, or the first range's start
 	name     string
 	callFile uint64
 	callLine int
@@ -47,7 +48,9 @@ func (d *dwarfData) scopesAt(u *unit, pc uint64) ([]scope, error) {
 			}
 			if rangesContain(rs, pc) {
 				if e.tag != dwarf.TagLexDwarfBlock {
-					chain = append(chain, d.scopeOf(u, &e))
+					sc := d.scopeOf(u, &e)
+					sc.entry = rs[0][0]
+					chain = append(chain, sc)
 				}
 				if !e.children {
 					return chain, nil
