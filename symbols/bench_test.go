@@ -1,7 +1,11 @@
 package symbols
 
 import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"os"
+	"strconv"
 	"testing"
 )
 
@@ -169,5 +173,61 @@ func BenchmarkScanLookup(b *testing.B) {
 		if !found {
 			b.Fatal("not found")
 		}
+	}
+}
+
+// BenchmarkFirstUnwind measures a fresh Table unwinding a recorded stop
+// (17 frames with inlined calls): FDE index, CFI, DIE walks.
+func BenchmarkFirstUnwind(b *testing.B) {
+	path := vmlinux(b)
+	raw, err := os.ReadFile("testdata/unwind/mkdir-kmem_cache_alloc_lru.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var s unwindSample
+	if err := json.Unmarshal(raw, &s); err != nil {
+		b.Fatal(err)
+	}
+	regs := map[int]uint64{}
+	for name, v := range s.Regs {
+		regs[dwarfRegs[name]], _ = strconv.ParseUint(v, 0, 64)
+	}
+	stack, _ := hex.DecodeString(s.StackHex)
+	base, _ := strconv.ParseUint(s.StackAddr, 0, 64)
+	readMem := func(addr uint64, n int) ([]byte, error) {
+		if addr < base || addr+uint64(n) > base+uint64(len(stack)) {
+			return nil, fmt.Errorf("address %#x outside the recorded stack", addr)
+		}
+		return stack[addr-base : addr-base+uint64(n)], nil
+	}
+	for b.Loop() {
+		t, err := Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if t.BuildID() != s.BuildID {
+			b.Skip("sample from another build")
+		}
+		frames, err := t.Unwind(regs[16], func(r int) (uint64, bool) { v, ok := regs[r]; return v, ok }, readMem)
+		if err != nil || len(frames) != 17 {
+			b.Fatal(len(frames), err)
+		}
+		t.Close()
+	}
+}
+
+// BenchmarkFirstExpr measures a fresh Table evaluating
+// init_uts_ns.name.nodename.
+func BenchmarkFirstExpr(b *testing.B) {
+	path := vmlinux(b)
+	for b.Loop() {
+		t, err := Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := t.Expr("init_uts_ns.name.nodename"); err != nil {
+			b.Fatal(err)
+		}
+		t.Close()
 	}
 }

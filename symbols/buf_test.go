@@ -107,6 +107,8 @@ func TestIndexEncoding(t *testing.T) {
 		byAddr:     []uint32{1, 2, 3},
 		aranges:    []arange{{1, 2, 3}},
 		unitRanges: []arange{{4, 5, 6}, {7, 8, 9}},
+		fdes:       []arange{{10, 11, 12}},
+		unitNames:  []unitName{{0, "fs/namei.c"}, {0x76, "/abs/head_64.S"}, {0x100, ""}},
 	}
 	copy(x.hdr.Magic[:], indexMagic)
 	x.hdr.Version, x.hdr.NSyms, x.hdr.FileSize = indexVersion, 4, 1234

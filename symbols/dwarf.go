@@ -176,6 +176,15 @@ type dwarfData struct {
 	unitRanges     []arange
 	unitRangesErr  error
 	structDefs     map[string]typeRef // complete struct definitions by tag+name
+	unitNamesOnce  sync.Once
+	unitNames      []unitName // every unit's offset and DW_AT_name
+	unitNamesErr   error
+}
+
+// unitName is a unit's offset and name, enough to choose units by file.
+type unitName struct {
+	off  uint64
+	name string
 }
 
 // arange maps an address range to the unit that covers it.
@@ -945,6 +954,22 @@ func (d *dwarfData) allUnitList() ([]*unit, error) {
 		}
 	})
 	return d.allUnits, d.allUnitsErr
+}
+
+// unitNameList returns the offset and name of every unit, from the
+// on-disk index if it has them.
+func (d *dwarfData) unitNameList() ([]unitName, error) {
+	d.unitNamesOnce.Do(func() {
+		us, err := d.allUnitList()
+		if err != nil {
+			d.unitNamesErr = err
+			return
+		}
+		for _, u := range us {
+			d.unitNames = append(d.unitNames, unitName{u.off, string(u.name)})
+		}
+	})
+	return d.unitNames, d.unitNamesErr
 }
 
 // loadUnitRanges builds an address map from every unit's own ranges; it

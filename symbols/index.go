@@ -18,8 +18,8 @@ import (
 // [tag u32][count u32][payload], payload padded to 8 bytes.
 const (
 	indexMagic   = "KSPECSYM"
-	indexVersion = 2
-	indexFile    = "index.v2"
+	indexVersion = 3
+	indexFile    = "index.v3"
 )
 
 // Block tags.
@@ -29,6 +29,7 @@ const (
 	tagAranges    = 3 // []arange from .debug_aranges
 	tagUnitRanges = 4 // []arange from the unit entries
 	tagFDEs       = 5 // []arange: .debug_frame FDE index
+	tagUnitNames  = 6 // per unit: offset u64, name length u32, name, padding
 )
 
 // indexHeader identifies the image an index was built from.
@@ -53,6 +54,7 @@ type index struct {
 	aranges    []arange
 	unitRanges []arange
 	fdes       []arange // .debug_frame FDEs: lo, hi, entry offset
+	unitNames  []unitName
 }
 
 func (x *index) close() error { return nil }
@@ -80,6 +82,9 @@ func (x *index) attachDWARF(d *dwarfData) {
 	}
 	if x.unitRanges != nil {
 		d.unitRangesOnce.Do(func() { d.unitRanges = x.unitRanges })
+	}
+	if x.unitNames != nil {
+		d.unitNamesOnce.Do(func() { d.unitNames = x.unitNames })
 	}
 }
 
@@ -226,6 +231,9 @@ func (t *Table) buildIndex() (*index, error) {
 		if x.unitRanges, err = d.loadUnitRanges(); err != nil {
 			x.unitRanges = nil
 		}
+		if x.unitNames, err = d.unitNameList(); err != nil {
+			x.unitNames = nil
+		}
 	}
 	if secs, err := t.frameSections(); err == nil && !secs[0].eh {
 		if x.fdes, err = secs[0].index(); err != nil {
@@ -274,6 +282,15 @@ func (x *index) encode() []byte {
 	ranges(tagAranges, x.aranges)
 	ranges(tagUnitRanges, x.unitRanges)
 	ranges(tagFDEs, x.fdes)
+	if x.unitNames != nil {
+		block(tagUnitNames, len(x.unitNames))
+		for _, un := range x.unitNames {
+			out = le.AppendUint64(out, un.off)
+			out = le.AppendUint32(out, uint32(len(un.name)))
+			out = append(out, un.name...)
+			pad()
+		}
+	}
 	return out
 }
 
@@ -333,6 +350,21 @@ func decodeIndex(b []byte) (*index, error) {
 				x.fdes = v
 			}
 			b = b[size:]
+		case tagUnitNames:
+			v := make([]unitName, 0, cnt)
+			for range cnt {
+				if len(b) < 12 {
+					return nil, errBadIndex
+				}
+				off, n := le.Uint64(b), int(le.Uint32(b[8:]))
+				size := (12 + n + 7) &^ 7
+				if n < 0 || size > len(b) {
+					return nil, errBadIndex
+				}
+				v = append(v, unitName{off, string(b[12 : 12+n])})
+				b = b[size:]
+			}
+			x.unitNames = v
 		default:
 			return nil, errBadIndex
 		}

@@ -28,18 +28,23 @@ func (t *Table) LineAddrs(file string, line int) ([]Location, error) {
 	if err != nil {
 		return nil, err
 	}
-	all, err := d.allUnitList()
+	names, err := d.unitNameList()
 	if err != nil {
 		return nil, err
 	}
 	var units []*unit
-	for _, u := range all {
-		if u.hasLines && pathMatches(string(u.name), file) {
-			units = append(units, u)
+	for _, un := range names {
+		if pathMatches(un.name, file) {
+			if u, err := d.unitAt(un.off); err == nil {
+				units = append(units, u)
+			}
 		}
 	}
 	if len(units) == 0 {
-		units = all // a header: any unit may include it
+		// A header: any unit may include it.
+		if units, err = d.allUnitList(); err != nil {
+			return nil, err
+		}
 	}
 	type hit struct {
 		sf  *subfile

@@ -219,15 +219,17 @@ func (t *Table) candidateUnits(d *dwarfData, s *symtab, symIdx int) ([]*unit, er
 	if len(files) == 0 {
 		return nil, nil
 	}
-	all, err := d.allUnitList()
+	names, err := d.unitNameList()
 	if err != nil {
 		return nil, err
 	}
 	var out []*unit
 	for _, f := range files {
-		for _, u := range all {
-			if path.Base(string(u.name)) == f {
-				out = append(out, u)
+		for _, un := range names {
+			if path.Base(un.name) == f {
+				if u, err := d.unitAt(un.off); err == nil {
+					out = append(out, u)
+				}
 			}
 		}
 	}
