@@ -157,7 +157,7 @@ type dwarfData struct {
 	info, abbrev, line, lineStr, str   []byte
 	strOffsets, addr, rnglists, ranges []byte
 	loclists, loc, aranges, frame, eh  []byte
-	frameAddr, ehAddr                  uint64
+	ehAddr                             uint64
 	// readInfo, if set, reads .debug_info bytes at a section offset with
 	// pread: scans over every unit header use it so that they do not map
 	// (and count as resident) a page per unit.

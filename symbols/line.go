@@ -113,9 +113,6 @@ func (d *dwarfData) parseLineHeader(u *unit, off uint64) (*lineHeader, error) {
 					d.readValue(u, &b, &v, 0)
 					switch p.ct {
 					case lnctPath:
-						if v.class == classString {
-							v.b = d.lineString(v)
-						}
 						f.name = d.fieldString(u, v)
 					case lnctDirectoryIndex:
 						f.dir = v.u
@@ -135,10 +132,6 @@ func (d *dwarfData) parseLineHeader(u *unit, off uint64) (*lineHeader, error) {
 	}
 	return h, nil
 }
-
-// lineString returns v's bytes; readValue already resolved strp and
-// line_strp forms.
-func (d *dwarfData) lineString(v field) []byte { return v.b }
 
 // fileName returns the file name of file index i as gdb 13 names the
 // corresponding symtab, and whether the index is valid.
@@ -455,7 +448,6 @@ type lineState struct {
 	lastSubfile                 *subfile
 	lastLine                    int64
 	lastAddr                    uint64
-	haveLastAddr                bool
 	stmtAtAddr                  bool
 	lineHasNonZeroDiscriminator bool
 }
@@ -482,9 +474,6 @@ func (s *lineState) setDiscriminator(v uint64) {
 
 // record is lnp_state_machine::record_line.
 func (s *lineState) record(endSeq bool) {
-	if !s.haveLastAddr {
-		s.lastAddr, s.haveLastAddr = 0, true
-	}
 	if s.cur != nil && (s.opIndex == 0 || endSeq) {
 		fileChanged := s.lastSubfile != s.cur
 		ignore := (fileChanged && !endSeq && s.lastAddr == s.addr && !s.isStmt && s.stmtAtAddr) ||

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"debug/elf"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -612,6 +611,3 @@ func editDistance(a, b string, limit int) int {
 	}
 	return prev[len(b)]
 }
-
-// errIsUnknown reports whether err is an unknown-symbol error.
-func errIsUnknown(err error) bool { return errors.Is(err, ErrUnknownSymbol) }

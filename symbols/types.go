@@ -726,9 +726,6 @@ func (d *dwarfData) declarator(tr typeRef, inner string, depth int) string {
 		if decl == "" {
 			return base
 		}
-		if strings.HasPrefix(decl, "[") || strings.HasPrefix(decl, "(") {
-			return base + " " + decl
-		}
 		return base + " " + decl
 	}
 	if depth > 32 {
