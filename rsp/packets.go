@@ -212,6 +212,8 @@ func (c *Client) Continue(ctx context.Context) error {
 // Step single-steps thread (vCont;s:thread, or Hc + s without vCont; a
 // thread <= 0 steps the current thread) and waits for the stop. If ctx
 // expires first the target is interrupted, so that it does not keep running.
+// If the VM had been resumed behind the client's back (QMP cont), the packet
+// only stops it, and Step returns that stop (signal 2) without stepping.
 func (c *Client) Step(ctx context.Context, thread int) (StopReply, error) {
 	var pkt string
 	switch {
