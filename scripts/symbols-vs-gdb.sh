@@ -3,9 +3,10 @@
 #
 #   scripts/symbols-vs-gdb.sh [VMLINUX] [N] [SEED]
 #
-# Picks N random function symbols whose names are unique, asks gdb for
-# `info line NAME` and `info line *ADDR` (ADDR = the symbol's address) and
-# asks symbols.FunctionLine / symbols.LineAt the same, formatted like gdb.
+# Picks N random function symbols whose names are unique and N random
+# addresses inside functions, asks gdb for `info line NAME` and
+# `info line *ADDR` (ADDR = each function's address, then the random ones)
+# and asks symbols.FunctionLine / symbols.LineAt the same, formatted like gdb.
 # A name matches when our line is one of gdb's answers (gdb also lists
 # inlined instances of a function); an address must match exactly.
 # Prints mismatches and the match rates; SHOW_SYMBOL_DIFFS=1 also prints
@@ -21,7 +22,11 @@ trap 'rm -rf "$tmp"' EXIT
 
 go build -o "$tmp/symtool" ./symbols/internal/symtool
 "$tmp/symtool" random-funcs "$vmlinux" "$n" "$seed" >"$tmp/names"
-"$tmp/symtool" resolve "$vmlinux" $(cat "$tmp/names") | awk '{print $1}' >"$tmp/addrs"
+{
+	"$tmp/symtool" resolve "$vmlinux" $(cat "$tmp/names") | awk '{print $1}'
+	# The same number of addresses inside functions, off their first row.
+	"$tmp/symtool" random-addrs "$vmlinux" "$n" "$seed"
+} >"$tmp/addrs"
 
 gdbargs=()
 while read -r name; do gdbargs+=(-ex "echo @@@ $name\\n" -ex "info line $name"); done <"$tmp/names"

@@ -361,8 +361,15 @@ func (d *dwarfData) decodeLines(u *unit) (*cuLines, error) {
 				sm.advanceLine(b.sleb())
 			case 4: // DW_LNS_set_file
 				sm.file = b.uleb()
+				sf := subfileOf(sm.file)
+				if sf != nil && sm.cur != nil {
+					// gdb 13 (not later gdbs) takes the file being left
+					// as the last one recorded, even if its last row was
+					// ignored; the next row then ends it.
+					sm.lastSubfile = sm.cur
+				}
 				sm.lineHasNonZeroDiscriminator = sm.discriminator != 0
-				sm.cur = subfileOf(sm.file)
+				sm.cur = sf // nil: no rows until a valid file
 			case 5: // DW_LNS_set_column
 				sm.col = int32(b.uleb())
 			case 6: // DW_LNS_negate_stmt

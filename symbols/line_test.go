@@ -51,14 +51,25 @@ func lineTestImage(withAranges bool) []byte {
 		discriminator(5).       // same line, non-zero discriminator:
 		row(8, 0).              // 0x1168 not recorded
 		setColumn(7).row(8, 1). // 0x1170 :61 col 7
-		advancePC(0x10).endSequence()
+		advancePC(0x10).endSequence().
+		// A second sequence: a discriminated line, an ignored row of
+		// another file, and the line again 4 bytes on. gdb 13 records
+		// it (its set_file makes the file left the last one).
+		setAddress(0x1190).advanceLine(69).setColumn(0).copyRow(). // 0x1190 :70
+		discriminator(11).row(0, 2).                               // 0x1190 :72
+		setFile(2).discriminator(11).negateStmt().
+		advanceLine(-60).copyRow(). // 0x1190 fs.h:12, ignored
+		setFile(1).discriminator(11).advanceLine(60).
+		row(4, 0).              // 0x1194 :72, not a statement
+		negateStmt().row(4, 0). // 0x1198 :72
+		advancePC(8).endSequence()
 	asm := &lineProg{}
 	asm.setAddress(0x1800).advanceLine(64).copyRow(). // 0x1800 head_64.S:65
 								row(7, 2). // 0x1807 :67
 								advancePC(9).endSequence()
 	cus := []testCU{
 		{
-			name: "fs/namei.c", compDir: "debian/build", low: 0x1100, high: 0x1180,
+			name: "fs/namei.c", compDir: "debian/build", low: 0x1100, high: 0x11a0,
 			dirs:  []string{"debian/build", "fs", "include/linux/"},
 			files: files(f{"namei.c", 1}, f{"namei.c", 1}, f{"fs.h", 2}),
 			prog:  c,
@@ -99,6 +110,9 @@ func TestLineAt(t *testing.T) {
 		{addr: 0x116c, file: "fs/namei.c", line: 60, start: 0x1160, end: 0x1170, stmt: true},
 		{addr: 0x1170, file: "fs/namei.c", line: 61, col: 7, start: 0x1170, end: 0x1180, stmt: true},
 		{addr: 0x1180, noLine: true},
+		{addr: 0x1190, file: "fs/namei.c", line: 72, start: 0x1190, end: 0x1194, stmt: true},
+		// (0x1198 repeats the discriminated line: coalesced into 0x1194.)
+		{addr: 0x1196, file: "fs/namei.c", line: 72, start: 0x1194, end: 0x11a0, stmt: false},
 		{addr: 0x1803, file: "/src/arch/x86/kernel/head_64.S", line: 65, start: 0x1800, end: 0x1807, stmt: true},
 		{addr: 0x1900, noLine: true},
 	}
@@ -117,7 +131,7 @@ func TestLineAt(t *testing.T) {
 				continue
 			}
 			if loc.File != tc.file || loc.Line != tc.line || loc.Column != tc.col || loc.Addr != tc.start || loc.End != tc.end || loc.IsStmt != tc.stmt {
-				t.Errorf("aranges=%v: LineAt(%#x) = %+v; want %s:%d col %d [%#x, %#x)", aranges, tc.addr, loc, tc.file, tc.line, tc.col, tc.start, tc.end)
+				t.Errorf("aranges=%v: LineAt(%#x) = %#v; want %s:%d col %d [%#x, %#x)", aranges, tc.addr, loc, tc.file, tc.line, tc.col, tc.start, tc.end)
 			}
 		}
 	}

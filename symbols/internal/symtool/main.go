@@ -8,6 +8,7 @@
 //	symtool [-index DIR] expr VMLINUX 'init_uts_ns.name.nodename'...
 //	symtool [-index DIR] inlined VMLINUX NAME+OFF|0xADDR...
 //	symtool random-funcs VMLINUX N SEED                    # N random function names
+//	symtool random-addrs VMLINUX N SEED                    # N random addresses inside functions
 package main
 
 import (
@@ -86,6 +87,10 @@ func main() {
 		n, _ := strconv.Atoi(args[2])
 		seed, _ := strconv.ParseUint(args[3], 10, 64)
 		randomFuncs(t, n, seed)
+	case "random-addrs":
+		n, _ := strconv.Atoi(args[2])
+		seed, _ := strconv.ParseUint(args[3], 10, 64)
+		randomAddrs(t, n, seed)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown command", args[0])
 		os.Exit(2)
@@ -140,5 +145,23 @@ func randomFuncs(t *symbols.Table, n int, seed uint64) {
 			fmt.Println(s)
 			n--
 		}
+	}
+}
+
+// randomAddrs prints n addresses at random offsets inside random sized
+// functions.
+func randomAddrs(t *symbols.Table, n int, seed uint64) {
+	var funcs []symbols.Symbol
+	_ = t.Symbols(func(s symbols.Symbol) bool {
+		if s.Kind == symbols.Func && s.Size > 0 {
+			funcs = append(funcs, s)
+		}
+		return true
+	})
+	sort.Slice(funcs, func(i, j int) bool { return funcs[i].Addr < funcs[j].Addr })
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	for range n {
+		f := funcs[r.IntN(len(funcs))]
+		fmt.Printf("%#x\n", f.Addr+r.Uint64N(f.Size))
 	}
 }
