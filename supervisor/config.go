@@ -138,10 +138,24 @@ type Paths struct {
 	DiskOverlay string
 	// ConsoleLog receives every byte of the serial console.
 	ConsoleLog string
+	// ConsoleTTY is the pty slave the serial console is attached to. QEMU
+	// opens it as a "serial" chardev, which puts it fully in raw mode: the
+	// stdio chardev would leave output post-processing (OPOST|ONLCR) on, so
+	// every "\n" the guest sent would arrive as "\r\n". Empty: stdio.
+	ConsoleTTY string
 	// StderrLog receives QEMU's stderr.
 	StderrLog string
 	// PIDFile records the harness and QEMU PIDs for CleanStale.
 	PIDFile string
+}
+
+// consoleChardev is the serial console's chardev: the pty slave when there
+// is one (raw), QEMU's stdio otherwise.
+func consoleChardev(p Paths) string {
+	if p.ConsoleTTY != "" {
+		return "serial,id=" + ConsoleChardev + ",path=" + optEscape(p.ConsoleTTY)
+	}
+	return "stdio,id=" + ConsoleChardev + ",signal=off"
 }
 
 // PathsIn returns the standard file names inside runDir.
@@ -330,7 +344,7 @@ func BuildArgs(cfg Config, p Paths, accel string) ([]string, error) {
 	}
 	args = append(args,
 		"-blockdev", "driver=qcow2,node-name="+ScratchNode+",file.driver=file,file.filename="+optEscape(p.Scratch),
-		"-chardev", "stdio,id="+ConsoleChardev+",signal=off",
+		"-chardev", consoleChardev(p),
 		"-serial", "chardev:"+ConsoleChardev,
 		"-qmp", "unix:"+optEscape(p.QMPSocket)+",server=on,wait=off",
 		"-chardev", gdbChardev,

@@ -60,6 +60,10 @@ func (r *ring) take(p []byte) int {
 // Write types to the guest.
 type ConsoleStream struct {
 	master *os.File
+	// slave is kspec's own hold on the pty's slave side, so that the
+	// master sees no hangup before QEMU has opened it (QEMU opens it by
+	// path, see Paths.ConsoleTTY).
+	slave *os.File
 	log    *os.File
 
 	mu       sync.Mutex
@@ -72,9 +76,10 @@ type ConsoleStream struct {
 	readerDone chan struct{}
 }
 
-func newConsole(master, log *os.File) *ConsoleStream {
+func newConsole(master, slave, log *os.File) *ConsoleStream {
 	c := &ConsoleStream{
 		master:     master,
+		slave:      slave,
 		log:        log,
 		pending:    ring{size: ConsoleBuffer},
 		tail:       ring{size: ConsoleTailSize},
@@ -221,6 +226,12 @@ func (c *ConsoleStream) Tail(n int) string {
 
 // close stops the pump (closing the master) and waits for it.
 func (c *ConsoleStream) close() error {
+	// Close our slave first: with QEMU gone that was the last holder, so
+	// the pump's blocking read on the master ends with EIO. (Closing the
+	// master alone does not interrupt a read in progress on a pty.)
+	if c.slave != nil {
+		c.slave.Close()
+	}
 	err := c.master.Close()
 	<-c.readerDone
 	if c.log != nil {

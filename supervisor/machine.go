@@ -125,6 +125,16 @@ func Start(ctx context.Context, cfg Config) (_ *Machine, err error) {
 	if err := writePIDFile(p.PIDFile, os.Getpid(), 0); err != nil {
 		return nil, err
 	}
+	master, slave, err := pty.Open()
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: open pty: %w", err)
+	}
+	cleanups = append(cleanups, func() { master.Close() })
+	cleanups = append(cleanups, func() { slave.Close() })
+	if err := makeRaw(slave); err != nil {
+		return nil, fmt.Errorf("supervisor: pty raw mode: %w", err)
+	}
+	p.ConsoleTTY = slave.Name()
 	args, err := BuildArgs(cfg, p, accel)
 	if err != nil {
 		return nil, err
@@ -146,15 +156,6 @@ func Start(ctx context.Context, cfg Config) (_ *Machine, err error) {
 		}
 	}
 
-	master, slave, err := pty.Open()
-	if err != nil {
-		return nil, fmt.Errorf("supervisor: open pty: %w", err)
-	}
-	cleanups = append(cleanups, func() { master.Close() })
-	defer slave.Close() // QEMU holds its own copy
-	if err := makeRaw(slave); err != nil {
-		return nil, fmt.Errorf("supervisor: pty raw mode: %w", err)
-	}
 	conLog, err := os.OpenFile(p.ConsoleLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
@@ -168,8 +169,9 @@ func Start(ctx context.Context, cfg Config) (_ *Machine, err error) {
 
 	cmd := exec.Command(qemuPath, args...)
 	cmd.Dir = dir
-	cmd.Stdin = slave
-	cmd.Stdout = slave
+	// QEMU opens the console tty itself (Paths.ConsoleTTY); keeping our
+	// slave open until it has means the master never sees a hangup.
+	cmd.Stdout = m.stderr
 	cmd.Stderr = m.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -177,9 +179,8 @@ func Start(ctx context.Context, cfg Config) (_ *Machine, err error) {
 	}
 	m.cmd, m.pid = cmd, cmd.Process.Pid
 	go m.wait()
-	slave.Close()
 	// From here the console owns master and its log; teardown is one step.
-	m.con = newConsole(master, conLog)
+	m.con = newConsole(master, slave, conLog)
 	cleanups = []func(){func() {
 		m.kill()
 		_ = m.con.close()
