@@ -86,12 +86,12 @@ type Spec struct {
 // Defaults for specs that leave them out.
 const (
 	DefaultArch      = "x86_64"
-	DefaultMemoryMiB = 512
+	DefaultMemoryMiB = 256
 	DefaultCPUs      = 1
 	// DefaultPassword is root's password in prepared Debian guests. These
 	// are throwaway test guests reachable only through their serial
 	// console; the password exists so that login is a real exchange.
-	DefaultPassword = "kspec"
+	DefaultPassword = "kspec-root"
 )
 
 // configFile is the JSON of a guest config file: Spec's keys plus the

@@ -11,7 +11,7 @@ import (
 // RecipeVersion identifies the layout BuildBusybox produces. It is recorded
 // in every prepared guest's manifest; bump it whenever the produced
 // initramfs changes so that caches can tell old builds from new ones.
-const RecipeVersion = 1
+const RecipeVersion = 2 // 2: root password no longer equals the hostname (the console redacts it)
 
 // Applets get a symlink to /bin/busybox in the image itself, so that login
 // works even before /etc/init.d/rcS has run `busybox --install -s` (which
