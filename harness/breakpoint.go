@@ -1,0 +1,259 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/kspec/kspec/rsp"
+	"github.com/kspec/kspec/symbols"
+)
+
+// Breakpoint is a software breakpoint on a kernel function, set through
+// kspec's RSP client. Hits are delivered to Wait in order.
+type Breakpoint struct {
+	t      *Target
+	Symbol symbols.Symbol
+	hits   []*Hit
+	active bool
+}
+
+// Hit is one stop of the kernel at a breakpoint: where (function, file and
+// line from the running kernel's DWARF) and on which vCPU.
+type Hit struct {
+	Function string
+	// Offset is the PC's offset from Function's start (0 at entry).
+	Offset uint64
+	File   string
+	Line   int
+	PC     uint64
+	// CPU is the vCPU index (the gdbstub's thread id minus one).
+	CPU int
+	// Stop is the raw stop reply that reported the hit.
+	Stop rsp.StopReply
+}
+
+func (h *Hit) String() string {
+	return fmt.Sprintf("%s+%#x at %s:%d (pc %#x, cpu %d)", h.Function, h.Offset, h.File, h.Line, h.PC, h.CPU)
+}
+
+// Break sets a breakpoint at the entry of the named kernel function. An
+// unknown name is an error wrapping ErrBadInput that names the symbol.
+func (t *Target) Break(ctx context.Context, name string) (*Breakpoint, error) {
+	if t.gdb == nil {
+		return nil, &HarnessError{Op: "break " + name, Err: errors.New("no debugger attached")}
+	}
+	sym, err := t.syms.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: break %s: %w", ErrBadInput, name, err)
+	}
+	bp := &Breakpoint{t: t, Symbol: sym}
+	err = t.whileStopped(ctx, func() error {
+		return t.gdb.SetBreakpoint(ctx, rsp.Software, sym.Addr, 1)
+	})
+	if err != nil {
+		return nil, t.harnessErr("break "+name, err)
+	}
+	bp.active = true
+	t.mu.Lock()
+	t.breakpoints[sym.Addr] = bp
+	t.mu.Unlock()
+	return bp, nil
+}
+
+// whileStopped runs fn with the VM stopped in the debugger, and resumes the
+// VM afterwards if it was running before. QEMU stops the VM for any packet
+// that arrives while it runs; kspec stops it explicitly so that the stop
+// reply is consumed and the client stays in step.
+func (t *Target) whileStopped(ctx context.Context, fn func() error) error {
+	wasRunning := t.gdb.Running()
+	if wasRunning {
+		if _, err := t.Interrupt(ctx); err != nil {
+			return err
+		}
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	if wasRunning {
+		return t.gdb.Continue(ctx)
+	}
+	return nil
+}
+
+// Wait returns the next hit of this breakpoint, leaving the guest stopped
+// there (call Target.Continue to resume). Stops at other kspec breakpoints
+// are recorded on those and the guest resumed; when ctx ends first, the
+// guest is interrupted and the error wraps ErrNotHit with a diagnosis
+// (registers where the guest was, console tail).
+func (bp *Breakpoint) Wait(ctx context.Context) (*Hit, error) {
+	t := bp.t
+	for {
+		if len(bp.hits) > 0 {
+			h := bp.hits[0]
+			bp.hits = bp.hits[1:]
+			return h, nil
+		}
+		if !t.gdb.Running() {
+			if err := t.gdb.Continue(ctx); err != nil {
+				return nil, t.harnessErr("continue to "+bp.Symbol.Name, err)
+			}
+		}
+		stop, err := t.gdb.WaitStop(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, bp.notHit(ctx.Err())
+			}
+			return nil, t.harnessErr("wait for "+bp.Symbol.Name, err)
+		}
+		if err := t.checkExited(stop); err != nil {
+			return nil, err
+		}
+		t.recordIfBreakpoint(context.WithoutCancel(ctx), stop)
+	}
+}
+
+// Hit reports, without waiting, whether a hit is queued on this breakpoint.
+func (bp *Breakpoint) Hit() bool { return len(bp.hits) > 0 }
+
+// Clear removes the breakpoint from the guest (the VM keeps its run state).
+func (bp *Breakpoint) Clear(ctx context.Context) error {
+	if !bp.active {
+		return nil
+	}
+	t := bp.t
+	err := t.whileStopped(ctx, func() error {
+		return t.gdb.ClearBreakpoint(ctx, rsp.Software, bp.Symbol.Addr, 1)
+	})
+	if err != nil {
+		return t.harnessErr("clear breakpoint "+bp.Symbol.Name, err)
+	}
+	bp.active = false
+	t.mu.Lock()
+	delete(t.breakpoints, bp.Symbol.Addr)
+	t.mu.Unlock()
+	return nil
+}
+
+// ClearBreakpoints removes every breakpoint kspec set and resumes the guest.
+func (t *Target) ClearBreakpoints(ctx context.Context) error {
+	t.mu.Lock()
+	bps := make([]*Breakpoint, 0, len(t.breakpoints))
+	for _, bp := range t.breakpoints {
+		bps = append(bps, bp)
+	}
+	t.mu.Unlock()
+	var errs []error
+	for _, bp := range bps {
+		errs = append(errs, bp.Clear(ctx))
+	}
+	errs = append(errs, t.Continue(ctx))
+	return errors.Join(errs...)
+}
+
+// recordIfBreakpoint resolves a stop: a stop at one of kspec's breakpoints
+// is queued on that breakpoint (the VM stays stopped); anything else (an
+// interrupt, a QMP stop) is left to the caller.
+func (t *Target) recordIfBreakpoint(ctx context.Context, stop rsp.StopReply) bool {
+	if stop.Kind != 'T' && stop.Kind != 'S' {
+		return false
+	}
+	if stop.Thread > 0 {
+		if err := t.gdb.SelectThread(ctx, stop.Thread); err != nil {
+			return false
+		}
+	}
+	pc, err := t.gdb.ReadRegister(ctx, "rip")
+	if err != nil {
+		return false
+	}
+	t.mu.Lock()
+	bp := t.breakpoints[pc]
+	t.mu.Unlock()
+	if bp == nil {
+		return false
+	}
+	bp.hits = append(bp.hits, t.describeStop(pc, stop))
+	return true
+}
+
+// describeStop names the place the kernel stopped from the symbol table and
+// the DWARF line table of the kernel that runs.
+func (t *Target) describeStop(pc uint64, stop rsp.StopReply) *Hit {
+	h := &Hit{PC: pc, Stop: stop, CPU: stop.Thread - 1}
+	if h.CPU < 0 {
+		h.CPU = 0
+	}
+	if sym, off, err := t.syms.SymbolAt(pc); err == nil {
+		h.Function, h.Offset = sym.Name, off
+	}
+	if loc, err := t.syms.LineAt(pc); err == nil {
+		h.File, h.Line = loc.File, loc.Line
+		if h.Function == "" {
+			h.Function = loc.Function
+		}
+	}
+	return h
+}
+
+func (t *Target) checkExited(stop rsp.StopReply) error {
+	if stop.Kind == 'W' || stop.Kind == 'X' {
+		return &HarnessError{Op: "wait for a stop", Err: fmt.Errorf("the guest exited (stop reply %q)", stop.Raw), ConsoleTail: t.ConsoleTail(4096)}
+	}
+	return nil
+}
+
+// notHit interrupts the guest and builds the diagnosis for a breakpoint
+// that did not fire in time.
+func (bp *Breakpoint) notHit(cause error) error {
+	t := bp.t
+	ctx, cancel := context.WithTimeout(context.Background(), 10e9)
+	defer cancel()
+	var diag strings.Builder
+	fmt.Fprintf(&diag, "%s (%#x) was not hit: %v", bp.Symbol.Name, bp.Symbol.Addr, cause)
+	if _, err := t.Interrupt(ctx); err != nil {
+		fmt.Fprintf(&diag, "; interrupting the guest failed: %v", err)
+	} else {
+		diag.WriteString("; guest interrupted, vCPUs:")
+		diag.WriteString(t.describeCPUs(ctx))
+	}
+	return &NotHitError{Breakpoint: bp.Symbol.Name, Diagnosis: diag.String(), ConsoleTail: t.ConsoleTail(2048), Err: cause}
+}
+
+// describeCPUs lists where each vCPU is: pc, function and file:line.
+func (t *Target) describeCPUs(ctx context.Context) string {
+	threads, err := t.gdb.Threads(ctx)
+	if err != nil {
+		return " (threads: " + err.Error() + ")"
+	}
+	var b strings.Builder
+	for _, th := range threads {
+		if err := t.gdb.SelectThread(ctx, th); err != nil {
+			fmt.Fprintf(&b, " cpu%d: %v;", th-1, err)
+			continue
+		}
+		pc, err := t.gdb.ReadRegister(ctx, "rip")
+		if err != nil {
+			fmt.Fprintf(&b, " cpu%d: %v;", th-1, err)
+			continue
+		}
+		h := t.describeStop(pc, rsp.StopReply{Thread: th})
+		fmt.Fprintf(&b, " cpu%d at %s;", th-1, h)
+	}
+	return b.String()
+}
+
+// NotHitError says a breakpoint was not hit in time, with where the guest
+// was instead. It wraps ErrNotHit.
+type NotHitError struct {
+	Breakpoint  string
+	Diagnosis   string
+	ConsoleTail string
+	Err         error
+}
+
+func (e *NotHitError) Error() string { return e.Diagnosis + tailSuffix(e.ConsoleTail) }
+
+// Unwrap lets errors.Is match ErrNotHit and the timeout cause.
+func (e *NotHitError) Unwrap() []error { return []error{ErrNotHit, e.Err} }

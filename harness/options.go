@@ -1,0 +1,113 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kspec/kspec/guest"
+)
+
+// DefaultGuest is the guest booted when nothing else is asked for.
+const DefaultGuest = "debian-cloud"
+
+// Options say which guest to boot and how. The zero value boots the default
+// prepared guest with settings from the environment (see docs/architecture.md).
+type Options struct {
+	// Guest is a prepared guest's name or the path of a guest config file
+	// (a user-described kernel, symbols, initrd or disk). Default: $KSPEC_GUEST
+	// or DefaultGuest.
+	Guest string
+	// Spec, when set, is used as is instead of resolving Guest.
+	Spec *guest.Spec
+	// CacheDir is the guest cache root. Default: $KSPEC_CACHE or the user cache dir.
+	CacheDir string
+	// QEMU is the emulator binary. Default: $KSPEC_QEMU or qemu-system-x86_64.
+	QEMU string
+	// Accel is "auto", "kvm" or "tcg". Default: $KSPEC_ACCEL or "auto".
+	Accel string
+	// MemoryMiB and CPUs override the guest's defaults when non-zero.
+	MemoryMiB, CPUs int
+	// BootTimeout bounds boot and login. Default 90 s (TCG on a busy machine).
+	BootTimeout time.Duration
+	// NoDebugger skips attaching the RSP client and loading symbols (for `exec`).
+	NoDebugger bool
+	// Transcript, when set, receives everything the guest prints.
+	Transcript io.Writer
+	// Logf, when set, receives progress lines ("booting", "logged in").
+	Logf func(format string, args ...any)
+}
+
+func (o *Options) withDefaults() Options {
+	out := *o
+	if out.Guest == "" {
+		out.Guest = os.Getenv("KSPEC_GUEST")
+	}
+	if out.Guest == "" {
+		out.Guest = DefaultGuest
+	}
+	if out.QEMU == "" {
+		out.QEMU = os.Getenv("KSPEC_QEMU")
+	}
+	if out.QEMU == "" {
+		out.QEMU = "qemu-system-x86_64"
+	}
+	if out.Accel == "" {
+		out.Accel = os.Getenv("KSPEC_ACCEL")
+	}
+	if out.Accel == "" {
+		out.Accel = "auto"
+	}
+	if out.BootTimeout == 0 {
+		out.BootTimeout = 90 * time.Second
+	}
+	if out.Logf == nil {
+		out.Logf = func(string, ...any) {}
+	}
+	return out
+}
+
+// ResolveGuest turns Options into a guest description: the Spec given, a
+// config file, or a prepared guest from the cache. A guest that has not been
+// prepared yields an error wrapping ErrMissing with the command that fixes it.
+func ResolveGuest(opts Options) (*guest.Spec, error) {
+	o := opts.withDefaults()
+	if o.Spec != nil {
+		return o.Spec, nil
+	}
+	if looksLikePath(o.Guest) {
+		spec, err := guest.LoadConfig(o.Guest)
+		if err != nil {
+			return nil, fmt.Errorf("%w: guest config %s: %w", ErrBadInput, o.Guest, err)
+		}
+		return spec, nil
+	}
+	spec, err := guest.Find(o.Guest, o.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMissing, err)
+	}
+	return spec, nil
+}
+
+func looksLikePath(s string) bool {
+	return strings.ContainsRune(s, filepath.Separator) || strings.HasSuffix(s, ".json")
+}
+
+// CheckQEMU verifies that the emulator binary (and qemu-img, which makes the
+// snapshot scratch drive) can be found, and says how to install them if not.
+func CheckQEMU(qemu string) error {
+	if qemu == "" {
+		qemu = "qemu-system-x86_64"
+	}
+	if _, err := exec.LookPath(qemu); err != nil {
+		return fmt.Errorf("%w: %s not found (%v); install it with: apt-get update && apt-get install -y qemu-system-x86 qemu-utils", ErrMissing, qemu, err)
+	}
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		return fmt.Errorf("%w: qemu-img not found (%v); install it with: apt-get update && apt-get install -y qemu-utils", ErrMissing, err)
+	}
+	return nil
+}

@@ -1,0 +1,313 @@
+// Package harness is kspec's spec-facing layer: a Target is one booted,
+// logged-in guest with kspec's own GDB client attached and the kernel's
+// symbols loaded. Specs (and the kspec CLI) set breakpoints by name, run
+// shell commands in the guest and inspect where the kernel stopped.
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/kspec/kspec/guest"
+	"github.com/kspec/kspec/qmp"
+	"github.com/kspec/kspec/rsp"
+	"github.com/kspec/kspec/supervisor"
+	"github.com/kspec/kspec/symbols"
+)
+
+// Target is one running guest under kspec's control. Its methods are safe
+// for use by one spec at a time (Ginkgo runs specs of a process serially).
+type Target struct {
+	opts    Options
+	spec    *guest.Spec
+	machine *supervisor.Machine
+	console *guest.Console
+	gdb     *rsp.Client
+	syms    *symbols.Table
+
+	// BootDuration is the time from starting QEMU to a logged-in shell.
+	BootDuration time.Duration
+
+	mu          sync.Mutex
+	breakpoints map[uint64]*Breakpoint
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// Boot starts the guest described by opts, attaches the debugger (unless
+// opts.NoDebugger), lets the kernel boot and logs in on the serial console.
+// Every failure is returned as an error wrapping ErrMissing, ErrBadInput or
+// a *HarnessError carrying the console tail; nothing is left running.
+func Boot(ctx context.Context, opts Options) (*Target, error) {
+	o := opts.withDefaults()
+	spec, err := ResolveGuest(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckQEMU(o.QEMU); err != nil {
+		return nil, err
+	}
+	profile, err := guest.ProfileFor(spec.OS)
+	if err != nil {
+		return nil, fmt.Errorf("%w: guest %s: %w", ErrBadInput, spec.Name, err)
+	}
+	t := &Target{opts: o, spec: spec, breakpoints: map[uint64]*Breakpoint{}}
+	if !o.NoDebugger {
+		if spec.Symbols == "" {
+			return nil, fmt.Errorf("%w: guest %s has no symbol file; give one (symbols in the guest config or --symbols)", ErrBadInput, spec.Name)
+		}
+		t.syms, err = symbols.Open(spec.Symbols)
+		if err != nil {
+			return nil, fmt.Errorf("%w: symbols of guest %s: %w", ErrBadInput, spec.Name, err)
+		}
+	}
+
+	bootCtx, cancel := context.WithTimeout(ctx, o.BootTimeout)
+	defer cancel()
+	start := time.Now()
+
+	accel := ChooseAccel(bootCtx, o, spec)
+	cfg := supervisor.Config{
+		QEMU:        o.QEMU,
+		Kernel:      spec.Kernel,
+		Initrd:      spec.Initrd,
+		Append:      spec.Append,
+		Disk:        spec.Disk,
+		MemoryMiB:   firstNonZero(o.MemoryMiB, spec.MemoryMiB),
+		CPUs:        firstNonZero(o.CPUs, spec.CPUs),
+		Accel:       accel,
+		PanicDevice: true,
+	}
+	o.Logf("booting %s %s (%s)", spec.Name, spec.Version, accel)
+	t.machine, err = supervisor.Start(bootCtx, cfg)
+	if err != nil {
+		t.closeSymbols()
+		return nil, &HarnessError{Op: "start QEMU", Err: err}
+	}
+	t.console = guest.NewConsole(t.machine.Console(), profile, guest.ConsoleOptions{Transcript: o.Transcript})
+
+	if err := t.attachAndRun(bootCtx); err != nil {
+		herr := t.harnessErr("attach the debugger and start the guest", err)
+		_ = t.Close()
+		return nil, herr
+	}
+	if err := t.console.Login(bootCtx, spec.User, spec.Password); err != nil {
+		herr := t.harnessErr(fmt.Sprintf("log in to %s as %s", spec.Name, spec.User), err)
+		_ = t.Close()
+		return nil, herr
+	}
+	t.BootDuration = time.Since(start)
+	o.Logf("logged in as %s after %s", spec.User, t.BootDuration.Round(time.Millisecond))
+	return t, nil
+}
+
+// attachAndRun connects kspec's RSP client while QEMU is still halted at
+// reset (-S) and lets the guest run, through the debugger when there is one
+// (so the client knows the run state) or through QMP otherwise.
+func (t *Target) attachAndRun(ctx context.Context) error {
+	if t.opts.NoDebugger {
+		return t.machine.QMP().Cont(ctx)
+	}
+	conn, err := t.machine.DialGDB(ctx)
+	if err != nil {
+		return fmt.Errorf("dial gdbstub: %w", err)
+	}
+	t.gdb, err = rsp.Connect(ctx, conn, rsp.Options{})
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("gdbstub handshake: %w", err)
+	}
+	return t.gdb.Continue(ctx)
+}
+
+// explainBootFailure turns "QEMU exited" into the more useful cause.
+func (t *Target) explainBootFailure(err error) error {
+	select {
+	case <-t.machine.Done():
+		if qerr := t.machine.Err(); qerr != nil {
+			return fmt.Errorf("%w (QEMU exited: %w)", err, qerr)
+		}
+		return fmt.Errorf("%w (QEMU exited)", err)
+	default:
+		return err
+	}
+}
+
+// Spec describes the guest that runs.
+func (t *Target) Spec() *guest.Spec { return t.spec }
+
+// Symbols is the kernel's symbol table (nil with Options.NoDebugger).
+func (t *Target) Symbols() *symbols.Table { return t.syms }
+
+// RSP is kspec's GDB client attached to QEMU's gdbstub (nil with NoDebugger).
+func (t *Target) RSP() *rsp.Client { return t.gdb }
+
+// QMP is the QEMU monitor connection.
+func (t *Target) QMP() *qmp.Monitor { return t.machine.QMP() }
+
+// Machine is the supervised QEMU process.
+func (t *Target) Machine() *supervisor.Machine { return t.machine }
+
+// Console is the logged-in serial console.
+func (t *Target) Console() *guest.Console { return t.console }
+
+// ConsoleTail returns the last n bytes the guest printed.
+func (t *Target) ConsoleTail(n int) string {
+	if t.machine == nil {
+		return ""
+	}
+	return t.machine.ConsoleTail(n)
+}
+
+// Shell runs cmd in the guest's shell and returns its output and exit
+// status. The guest must be running (not stopped at a breakpoint).
+func (t *Target) Shell(ctx context.Context, cmd string) (guest.Result, error) {
+	if t.gdb != nil && !t.gdb.Running() {
+		return guest.Result{}, &HarnessError{Op: "shell " + cmd, Err: errors.New("the guest is stopped in the debugger; call Continue first")}
+	}
+	res, err := t.console.Run(ctx, cmd)
+	if err != nil {
+		return res, t.harnessErr("shell "+cmd, err)
+	}
+	return res, nil
+}
+
+// Start sends cmd to the guest's shell without waiting for it to finish:
+// the command runs while a breakpoint waits. Wait on the result later.
+func (t *Target) Start(ctx context.Context, cmd string) (*guest.Pending, error) {
+	p, err := t.console.Start(ctx, cmd)
+	if err != nil {
+		return nil, t.harnessErr("start "+cmd, err)
+	}
+	return p, nil
+}
+
+// Continue resumes a guest stopped in the debugger.
+func (t *Target) Continue(ctx context.Context) error {
+	if t.gdb == nil || t.gdb.Running() {
+		return nil
+	}
+	if err := t.gdb.Continue(ctx); err != nil {
+		return t.harnessErr("continue", err)
+	}
+	return nil
+}
+
+// Interrupt stops a running guest in the debugger and returns the stop.
+func (t *Target) Interrupt(ctx context.Context) (rsp.StopReply, error) {
+	if t.gdb == nil {
+		return rsp.StopReply{}, &HarnessError{Op: "interrupt", Err: errors.New("no debugger attached")}
+	}
+	if !t.gdb.Running() {
+		return rsp.StopReply{}, nil
+	}
+	if err := t.gdb.Interrupt(ctx); err != nil {
+		return rsp.StopReply{}, t.harnessErr("interrupt", err)
+	}
+	for {
+		stop, err := t.gdb.WaitStop(ctx)
+		if err != nil {
+			return stop, t.harnessErr("wait for the interrupt's stop", err)
+		}
+		// A breakpoint that fired just before the interrupt is recorded on
+		// its breakpoint; the VM is stopped either way.
+		t.recordIfBreakpoint(ctx, stop)
+		return stop, nil
+	}
+}
+
+// Close stops QEMU (QMP quit, then kill), removes its run directory and
+// releases the debugger and symbols. It is safe to call more than once.
+func (t *Target) Close() error {
+	t.closeOnce.Do(func() {
+		var errs []error
+		if t.gdb != nil {
+			errs = append(errs, ignoreClosed(t.gdb.Close()))
+		}
+		if t.machine != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			errs = append(errs, t.machine.Stop(ctx))
+			cancel()
+		}
+		t.closeSymbols()
+		t.closeErr = errors.Join(errs...)
+	})
+	return t.closeErr
+}
+
+func (t *Target) closeSymbols() {
+	if t.syms != nil {
+		t.syms.Close()
+	}
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, rsp.ErrConnectionClosed) {
+		return nil
+	}
+	return err
+}
+
+// harnessErr wraps err with the operation and the console tail, and says
+// so when the cause is that QEMU died.
+func (t *Target) harnessErr(op string, err error) error {
+	var existing *HarnessError
+	if errors.As(err, &existing) {
+		return err
+	}
+	var ke *KernelError
+	if errors.As(err, &ke) {
+		return err
+	}
+	he := &HarnessError{Op: op, Err: t.explainBootFailure(err)}
+	var ce *guest.ConsoleError
+	if !errors.As(err, &ce) { // console errors carry their own tail
+		he.ConsoleTail = t.ConsoleTail(2048)
+	}
+	return he
+}
+
+func firstNonZero(v ...int) int {
+	for _, x := range v {
+		if x != 0 {
+			return x
+		}
+	}
+	return 0
+}
+
+// StartMachine starts the guest's QEMU without logging in or attaching a
+// debugger, for interactive use (`kspec boot`): the caller owns the console
+// and a person may attach gdb to the machine's gdbstub. Unless halted, the
+// guest is started; halted leaves it at the reset vector like `qemu -S`.
+func StartMachine(ctx context.Context, opts Options, halted bool) (*supervisor.Machine, *guest.Spec, error) {
+	o := opts.withDefaults()
+	spec, err := ResolveGuest(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := CheckQEMU(o.QEMU); err != nil {
+		return nil, nil, err
+	}
+	accel := ChooseAccel(ctx, o, spec)
+	m, err := supervisor.Start(ctx, supervisor.Config{
+		QEMU: o.QEMU, Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Disk: spec.Disk,
+		MemoryMiB: firstNonZero(o.MemoryMiB, spec.MemoryMiB), CPUs: firstNonZero(o.CPUs, spec.CPUs),
+		Accel: accel, PanicDevice: true,
+	})
+	if err != nil {
+		return nil, nil, &HarnessError{Op: "start QEMU", Err: err}
+	}
+	if !halted {
+		if err := m.QMP().Cont(ctx); err != nil {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			m.Stop(stopCtx)
+			return nil, nil, &HarnessError{Op: "start the guest", Err: err}
+		}
+	}
+	return m, spec, nil
+}

@@ -1,0 +1,81 @@
+package linux_test
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/kspec/kspec/harness"
+)
+
+var _ = Describe("system calls reach their kernel implementation", func() {
+	It("mkdir hits do_mkdirat in fs/namei.c", Label("fs", "mkdir"), func(ctx SpecContext) {
+		hit := breakAndRun(ctx, "do_mkdirat", "mkdir /tmp/kspec-mkdir")
+		Expect(hit).To(harness.StopIn("do_mkdirat", "fs/namei.c"))
+		expectLineFromDWARF(hit, "do_mkdirat")
+	}, SpecTimeout(2*time.Minute))
+
+	It("rmdir hits do_rmdir in fs/namei.c", Label("fs", "rmdir"), func(ctx SpecContext) {
+		res, err := target.Shell(ctx, "mkdir -p /tmp/kspec-rmdir")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Status).To(Equal(0), res.Output)
+
+		hit := breakAndRun(ctx, "do_rmdir", "rmdir /tmp/kspec-rmdir")
+		Expect(hit).To(harness.StopIn("do_rmdir", "fs/namei.c"))
+		expectLineFromDWARF(hit, "do_rmdir")
+	}, SpecTimeout(2*time.Minute))
+
+	It("uname hits __do_sys_newuname in kernel/sys.c", Label("kernel", "uname"), func(ctx SpecContext) {
+		hit := breakAndRun(ctx, "__do_sys_newuname", "uname -r")
+		Expect(hit).To(harness.StopIn("__do_sys_newuname", "kernel/sys.c"))
+		expectLineFromDWARF(hit, "__do_sys_newuname")
+	}, SpecTimeout(2*time.Minute))
+})
+
+var _ = Describe("breakpoints a command does not reach", func() {
+	It("are not hit by uname, and the guest keeps running", Label("negative"), func(ctx SpecContext) {
+		bp, err := target.Break(ctx, "do_rmdir")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) { Expect(target.ClearBreakpoints(ctx)).To(Succeed()) })
+
+		// The command completes while the breakpoint is armed: the guest ran.
+		res, err := target.Shell(ctx, "uname -r")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Status).To(Equal(0))
+		Expect(res.Output).To(ContainSubstring(target.Spec().Version))
+
+		// Stopping the guest now yields our own interrupt, not the breakpoint.
+		stop, err := target.Interrupt(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(bp.Hit()).To(BeFalse(), "do_rmdir was hit by uname (stop %q)", stop.Raw)
+		Expect(target.Continue(ctx)).To(Succeed())
+
+		// And it still answers afterwards.
+		res, err = target.Shell(ctx, "echo still-running")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Output).To(ContainSubstring("still-running"))
+	}, SpecTimeout(2*time.Minute))
+
+	It("reports a breakpoint that is never hit as not hit, with a diagnosis", Label("negative"), func(ctx SpecContext) {
+		bp, err := target.Break(ctx, "do_rmdir")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) { Expect(target.ClearBreakpoints(ctx)).To(Succeed()) })
+		waitCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err = bp.Wait(waitCtx)
+		Expect(err).To(MatchError(harness.ErrNotHit))
+		Expect(err.Error()).To(ContainSubstring("cpu0 at"))
+	}, SpecTimeout(time.Minute))
+})
+
+// expectLineFromDWARF checks the hit's line against the line table of the
+// kernel that runs: the line is never a number written in the spec.
+func expectLineFromDWARF(hit *harness.Hit, fn string) {
+	GinkgoHelper()
+	loc, err := target.Symbols().FunctionLine(fn)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(hit.Line).To(Equal(loc.Line))
+	Expect(hit.Line).To(BeNumerically(">", 0))
+}
