@@ -64,7 +64,7 @@ type ConsoleStream struct {
 	// master sees no hangup before QEMU has opened it (QEMU opens it by
 	// path, see Paths.ConsoleTTY).
 	slave *os.File
-	log    *os.File
+	log   *os.File
 
 	mu       sync.Mutex
 	pending  ring // for readers
