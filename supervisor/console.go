@@ -63,8 +63,9 @@ type ConsoleStream struct {
 	// slave is kspec's own hold on the pty's slave side, so that the
 	// master sees no hangup before QEMU has opened it (QEMU opens it by
 	// path, see Paths.ConsoleTTY).
-	slave *os.File
-	log   *os.File
+	slave     *os.File
+	slaveOnce sync.Once
+	log       *os.File
 
 	mu       sync.Mutex
 	pending  ring // for readers
@@ -88,6 +89,16 @@ func newConsole(master, slave, log *os.File) *ConsoleStream {
 	}
 	go c.pump()
 	return c
+}
+
+// releaseSlave drops kspec's hold on the pty's slave side. Once QEMU has
+// exited too, the master reads EIO and the console ends.
+func (c *ConsoleStream) releaseSlave() {
+	c.slaveOnce.Do(func() {
+		if c.slave != nil {
+			c.slave.Close()
+		}
+	})
 }
 
 // pump copies everything the guest prints into the log, the tail and the
@@ -229,9 +240,7 @@ func (c *ConsoleStream) close() error {
 	// Close our slave first: with QEMU gone that was the last holder, so
 	// the pump's blocking read on the master ends with EIO. (Closing the
 	// master alone does not interrupt a read in progress on a pty.)
-	if c.slave != nil {
-		c.slave.Close()
-	}
+	c.releaseSlave()
 	err := c.master.Close()
 	<-c.readerDone
 	if c.log != nil {

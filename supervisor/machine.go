@@ -178,9 +178,9 @@ func Start(ctx context.Context, cfg Config) (_ *Machine, err error) {
 		return nil, fmt.Errorf("supervisor: start %s: %w", qemuPath, err)
 	}
 	m.cmd, m.pid = cmd, cmd.Process.Pid
-	go m.wait()
 	// From here the console owns master and its log; teardown is one step.
 	m.con = newConsole(master, slave, conLog)
+	go m.wait()
 	cleanups = []func(){func() {
 		m.kill()
 		_ = m.con.close()
@@ -301,7 +301,8 @@ func makeRaw(f *os.File) error {
 
 // wait reaps QEMU and records how it ended.
 func (m *Machine) wait() {
-	_ = m.cmd.Wait() // the status is in ProcessState
+	_ = m.cmd.Wait()     // the status is in ProcessState
+	m.con.releaseSlave() // QEMU is gone: let the console reach its end
 	st := m.cmd.ProcessState
 	ee := &ExitError{Code: st.ExitCode(), Args: m.args, StderrTail: m.StderrTail(8 << 10)}
 	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
