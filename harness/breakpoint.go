@@ -32,6 +32,10 @@ type Hit struct {
 	CPU int
 	// Stop is the raw stop reply that reported the hit.
 	Stop rsp.StopReply
+
+	// t is the target that stopped, for inspecting the hit (backtrace,
+	// task, arguments) while the guest stays stopped there.
+	t *Target
 }
 
 func (h *Hit) String() string {
@@ -181,7 +185,7 @@ func (t *Target) recordIfBreakpoint(ctx context.Context, stop rsp.StopReply) boo
 // describeStop names the place the kernel stopped from the symbol table and
 // the DWARF line table of the kernel that runs.
 func (t *Target) describeStop(pc uint64, stop rsp.StopReply) *Hit {
-	h := &Hit{PC: pc, Stop: stop, CPU: stop.Thread - 1}
+	h := &Hit{PC: pc, Stop: stop, CPU: stop.Thread - 1, t: t}
 	if h.CPU < 0 {
 		h.CPU = 0
 	}
