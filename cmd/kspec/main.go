@@ -6,6 +6,8 @@
 //	kspec probe --break FUNC --run CMD       boot, break on FUNC, run CMD, report the hit
 //	kspec sym NAME|ADDR [--symbols FILE]     resolve a kernel symbol or address
 //	kspec boot [--halted]                    the guest's console on this terminal, gdb attachable
+//	kspec nightly [--out DIR]                run the suites on the newest guests, report regressions
+//	kspec report merge|html DIR...           merge shard results; render HTML reports
 //
 // Exit status: 0 success; 1 the command in the guest failed, a breakpoint was
 // not hit or the kernel failed; 2 bad input or a missing prerequisite (the
@@ -72,6 +74,8 @@ commands:
                                                     boot, break on FUNC, run CMD, report the first hit
   sym NAME|ADDR... [--symbols FILE] [guest flags]   resolve kernel symbols or addresses
   boot [--halted] [guest flags]                     the guest's console on this terminal; prints the gdb command to attach
+  nightly [--out DIR] [--guests a,b] [--shard i/n]  prepare the newest guests, run the suites on each, report what changed
+  report merge|html DIR...                          combine shard results into one run; (re)render the HTML report
 
 guest flags (all commands that boot): --guest NAME|FILE --kernel F --symbols F --initrd F --disk F
   --append S --os linux|freebsd --user U --password-file F --memory MiB --cpus N --accel auto|kvm|tcg
@@ -95,6 +99,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdSym(ctx, args[1:], stdout, stderr)
 	case "boot":
 		err = cmdBoot(ctx, args[1:], stdout, stderr)
+	case "nightly":
+		err = cmdNightly(ctx, args[1:], stdout, stderr)
+	case "report":
+		err = cmdReport(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK
