@@ -32,6 +32,8 @@ const (
 	exitFailed  = 1
 	exitUsage   = 2
 	exitHarness = 3
+	// exitInterrupted is the shell's convention for a SIGINT death.
+	exitInterrupted = 130
 )
 
 func main() {
@@ -134,7 +136,7 @@ func report(err error, stderr io.Writer) int {
 		return exitFailed
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(stderr, "kspec: interrupted; QEMU stopped and its run directory removed")
-		return exitFailed
+		return exitInterrupted
 	default:
 		return exitHarness
 	}
