@@ -106,8 +106,11 @@ func (bp *Breakpoint) Wait(ctx context.Context) (*Hit, error) {
 		}
 		stop, err := t.gdb.WaitStop(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return nil, bp.notHit(ctx.Err())
+			}
+			if ctx.Err() != nil { // cancelled (Ctrl-C): not a verdict on the kernel
+				return nil, t.harnessErr("wait for "+bp.Symbol.Name, context.Cause(ctx))
 			}
 			return nil, t.harnessErr("wait for "+bp.Symbol.Name, err)
 		}
@@ -140,7 +143,8 @@ func (bp *Breakpoint) Clear(ctx context.Context) error {
 	return nil
 }
 
-// ClearBreakpoints removes every breakpoint kspec set and resumes the guest.
+// ClearBreakpoints removes every breakpoint and watchpoint kspec set and
+// resumes the guest.
 func (t *Target) ClearBreakpoints(ctx context.Context) error {
 	t.mu.Lock()
 	bps := make([]*Breakpoint, 0, len(t.breakpoints))
@@ -152,12 +156,13 @@ func (t *Target) ClearBreakpoints(ctx context.Context) error {
 	for _, bp := range bps {
 		errs = append(errs, bp.Clear(ctx))
 	}
+	errs = append(errs, t.clearWatchpoints(ctx))
 	errs = append(errs, t.Continue(ctx))
 	return errors.Join(errs...)
 }
 
 // recordIfBreakpoint resolves a stop: a stop at one of kspec's breakpoints
-// is queued on that breakpoint (the VM stays stopped); anything else (an
+// or watchpoints is queued on it (the VM stays stopped); anything else (an
 // interrupt, a QMP stop) is left to the caller.
 func (t *Target) recordIfBreakpoint(ctx context.Context, stop rsp.StopReply) bool {
 	if stop.Kind != 'T' && stop.Kind != 'S' {
@@ -171,6 +176,9 @@ func (t *Target) recordIfBreakpoint(ctx context.Context, stop rsp.StopReply) boo
 	pc, err := t.gdb.ReadRegister(ctx, "rip")
 	if err != nil {
 		return false
+	}
+	if stop.Watch != nil {
+		return t.recordWatch(stop, pc)
 	}
 	t.mu.Lock()
 	bp := t.breakpoints[pc]

@@ -33,6 +33,7 @@ type Target struct {
 
 	mu          sync.Mutex
 	breakpoints map[uint64]*Breakpoint
+	insp        inspector // watchpoints and inspection caches (inspect.go)
 	closeOnce   sync.Once
 	closeErr    error
 }
@@ -68,6 +69,7 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 	bootCtx, cancel := context.WithTimeout(ctx, o.BootTimeout)
 	defer cancel()
 	start := time.Now()
+	cleanStale(o)
 
 	accel := ChooseAccel(bootCtx, o, spec)
 	cfg := supervisor.Config{
@@ -155,7 +157,12 @@ func (t *Target) Machine() *supervisor.Machine { return t.machine }
 func (t *Target) Console() *guest.Console { return t.console }
 
 // ConsoleTail returns the last n bytes the guest printed.
+// It reads the console's redacted view (a password echoed by login(1) is
+// masked) rather than the raw log.
 func (t *Target) ConsoleTail(n int) string {
+	if t.console != nil {
+		return t.console.Tail(n)
+	}
 	if t.machine == nil {
 		return ""
 	}
@@ -292,6 +299,7 @@ func StartMachine(ctx context.Context, opts Options, halted bool) (*supervisor.M
 	if err := CheckQEMU(o.QEMU); err != nil {
 		return nil, nil, err
 	}
+	cleanStale(o)
 	accel := ChooseAccel(ctx, o, spec)
 	m, err := supervisor.Start(ctx, supervisor.Config{
 		QEMU: o.QEMU, Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Disk: spec.Disk,
@@ -310,4 +318,16 @@ func StartMachine(ctx context.Context, opts Options, halted bool) (*supervisor.M
 		}
 	}
 	return m, spec, nil
+}
+
+// cleanStale removes run directories (and kills QEMUs) left behind by kspec
+// processes that died without cleaning up, e.g. on SIGKILL.
+func cleanStale(o Options) {
+	removed, err := supervisor.CleanStale("")
+	if len(removed) > 0 {
+		o.Logf("removed %d stale run directories of dead kspec processes", len(removed))
+	}
+	if err != nil {
+		o.Logf("cleaning stale run directories: %v", err)
+	}
 }
