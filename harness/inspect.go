@@ -381,7 +381,23 @@ func unwind(syms *symbols.Table, pc uint64, regs map[int]uint64, read func(uint6
 	for i, f := range sf {
 		frames[i] = Frame{Function: f.Function, File: f.File, Line: f.Line, PC: f.PC, Inlined: f.Inlined, StopReason: f.StopReason}
 	}
+	// The kernel's entry code is assembler without call-frame information;
+	// below it are the user registers (pt_regs), not a caller. Ending there
+	// is the user/kernel boundary, not a failure.
+	if last := &frames[len(frames)-1]; len(sf) > 1 && isEntry(last.Function) && strings.Contains(last.StopReason, symbols.ErrNoCFI.Error()) {
+		last.StopReason = ""
+	}
 	return frames, nil
+}
+
+// isEntry reports whether fn is where a task enters the kernel from user
+// space (a system call) or starts running (a new task).
+func isEntry(fn string) bool {
+	switch fn {
+	case "entry_SYSCALL_64", "entry_SYSCALL_compat", "entry_SYSENTER_compat", "entry_INT80_compat", "ret_from_fork":
+		return true
+	}
+	return false
 }
 
 // isNoCFI reports whether the unwinder stopped in the innermost physical
@@ -442,19 +458,46 @@ func unwindLeaf(syms *symbols.Table, regs map[int]uint64, read func(uint64, int)
 }
 
 // followsCall reports whether the 7 bytes before a return address end with
-// an x86 call: call rel32 (e8), or an indirect call (ff /2) through a
-// register or memory operand of 2, 3, 6 or 7 bytes.
+// an x86 call: call rel32 (e8), or an indirect call (ff /2) whose ModRM
+// and SIB bytes make it end exactly at the return address.
 func followsCall(code []byte) bool {
+	if len(code) != 7 {
+		return false
+	}
 	if code[2] == 0xe8 {
 		return true
 	}
-	for _, n := range []int{2, 3, 6, 7} {
-		i := 7 - n
-		if code[i] == 0xff && (code[i+1]>>3)&7 == 2 {
+	for i := 0; i+1 < len(code); i++ {
+		if code[i] == 0xff && (code[i+1]>>3)&7 == 2 && i+indirectCallLen(code[i+1:]) == len(code) {
 			return true
 		}
 	}
 	return false
+}
+
+// indirectCallLen returns the length of an `ff /2` instruction from its
+// ModRM byte (and SIB byte, if any), opcode included.
+func indirectCallLen(b []byte) int {
+	modrm := b[0]
+	mod, rm := modrm>>6, modrm&7
+	n := 2 // opcode and ModRM
+	if mod != 3 && rm == 4 {
+		n++ // SIB
+		if mod == 0 && len(b) > 1 && b[1]&7 == 5 {
+			n += 4 // SIB with no base: disp32
+		}
+	}
+	switch mod {
+	case 0:
+		if rm == 5 {
+			n += 4 // RIP-relative disp32
+		}
+	case 1:
+		n++
+	case 2:
+		n += 4
+	}
+	return n
 }
 
 // Task returns the task that was current on the hit's vCPU (see
