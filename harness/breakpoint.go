@@ -165,6 +165,7 @@ func (t *Target) ClearBreakpoints(ctx context.Context) error {
 // or watchpoints is queued on it (the VM stays stopped); anything else (an
 // interrupt, a QMP stop) is left to the caller.
 func (t *Target) recordIfBreakpoint(ctx context.Context, stop rsp.StopReply) bool {
+	t.rec.noteStop(stop) // for failure reports (report.go)
 	if stop.Kind != 'T' && stop.Kind != 'S' {
 		return false
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -33,7 +34,9 @@ type Target struct {
 
 	mu          sync.Mutex
 	breakpoints map[uint64]*Breakpoint
-	insp        inspector // watchpoints and inspection caches (inspect.go)
+	insp        inspector     // watchpoints and inspection caches (inspect.go)
+	rec         recorder      // transcript, last stop, busy shell (report.go)
+	snap        snapshotState // snapshots and their method (snapshot.go)
 	closeOnce   sync.Once
 	closeErr    error
 }
@@ -89,7 +92,11 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 		t.closeSymbols()
 		return nil, &HarnessError{Op: "start QEMU", Err: err}
 	}
-	t.console = guest.NewConsole(t.machine.Console(), profile, guest.ConsoleOptions{Transcript: o.Transcript})
+	var transcript io.Writer = &t.rec
+	if o.Transcript != nil {
+		transcript = io.MultiWriter(o.Transcript, &t.rec)
+	}
+	t.console = guest.NewConsole(t.machine.Console(), profile, guest.ConsoleOptions{Transcript: transcript})
 
 	if err := t.attachAndRun(bootCtx); err != nil {
 		herr := t.harnessErr("attach the debugger and start the guest", err)
@@ -175,8 +182,10 @@ func (t *Target) Shell(ctx context.Context, cmd string) (guest.Result, error) {
 	if t.gdb != nil && !t.gdb.Running() {
 		return guest.Result{}, &HarnessError{Op: "shell " + cmd, Err: errors.New("the guest is stopped in the debugger; call Continue first")}
 	}
+	t.rec.typed(cmd)
 	res, err := t.console.Run(ctx, cmd)
 	if err != nil {
+		t.rec.markDirty() // it may still run (see RestoreSnapshot)
 		return res, t.harnessErr("shell "+cmd, err)
 	}
 	return res, nil
@@ -185,11 +194,21 @@ func (t *Target) Shell(ctx context.Context, cmd string) (guest.Result, error) {
 // Start sends cmd to the guest's shell without waiting for it to finish:
 // the command runs while a breakpoint waits. Wait on the result later.
 func (t *Target) Start(ctx context.Context, cmd string) (*guest.Pending, error) {
+	t.rec.typed(cmd)
 	p, err := t.console.Start(ctx, cmd)
 	if err != nil {
 		return nil, t.harnessErr("start "+cmd, err)
 	}
+	t.rec.started(cmd, func() bool { return collected(p) })
 	return p, nil
+}
+
+// collected reports, without waiting, whether p's result has arrived.
+func collected(p *guest.Pending) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := p.Wait(ctx)
+	return err == nil
 }
 
 // Continue resumes a guest stopped in the debugger.
