@@ -81,7 +81,7 @@ func (t *Target) whileStopped(ctx context.Context, fn func() error) error {
 		return err
 	}
 	if wasRunning {
-		return t.gdb.Continue(ctx)
+		return t.resume(ctx)
 	}
 	return nil
 }
@@ -100,7 +100,7 @@ func (bp *Breakpoint) Wait(ctx context.Context) (*Hit, error) {
 			return h, nil
 		}
 		if !t.gdb.Running() {
-			if err := t.gdb.Continue(ctx); err != nil {
+			if err := t.resume(ctx); err != nil {
 				return nil, t.harnessErr("continue to "+bp.Symbol.Name, err)
 			}
 		}

@@ -953,33 +953,12 @@ func (t *Target) ReadString(ctx context.Context, expr string) (string, error) {
 		if p == 0 {
 			return fmt.Errorf("%w: %s is NULL", ErrBadInput, expr)
 		}
-		if s, err = t.readCStringAt(ctx, p, 4096); err != nil {
-			return t.harnessErr("read the string at "+expr, err)
+		if s, err = t.ReadCString(ctx, p, 4096); err != nil {
+			return fmt.Errorf("%s: %w", expr, err)
 		}
 		return nil
 	})
 	return s, err
-}
-
-// readCStringAt reads a NUL-terminated string of at most max bytes,
-// page by page so that a string ending just before unmapped memory reads.
-func (t *Target) readCStringAt(ctx context.Context, addr uint64, max int) (string, error) {
-	var out []byte
-	for len(out) < max {
-		a := addr + uint64(len(out))
-		n := min(int(4096-a%4096), max-len(out), 256)
-		b, err := t.gdb.ReadMemory(ctx, a, n)
-		if err != nil {
-			return "", err
-		}
-		for i, c := range b {
-			if c == 0 {
-				return string(append(out, b[:i]...)), nil
-			}
-		}
-		out = append(out, b...)
-	}
-	return string(out), nil
 }
 
 // Watch sets a watchpoint on the object expr names (see ResolveExpr):
@@ -1060,7 +1039,7 @@ func (w *Watchpoint) Wait(ctx context.Context) (*Hit, error) {
 			return nil, fmt.Errorf("%w: watchpoint on %s was cleared", ErrBadInput, w.Expr)
 		}
 		if !t.gdb.Running() {
-			if err := t.gdb.Continue(ctx); err != nil {
+			if err := t.resume(ctx); err != nil {
 				return nil, t.harnessErr("continue to the watchpoint on "+w.Expr, err)
 			}
 		}
@@ -1142,6 +1121,51 @@ func (w *Watchpoint) notHit(cause error) error {
 		diag.WriteString(t.describeCPUs(ctx))
 	}
 	return &NotHitError{Breakpoint: w.Expr, Diagnosis: diag.String(), ConsoleTail: t.ConsoleTail(2048), Err: cause}
+}
+
+// resume continues a stopped guest the way gdb's continue does: a vCPU
+// stopped on one of kspec's software breakpoints is first single-stepped
+// past it (a step is not stopped by breakpoints), because QEMU reports a
+// breakpoint at the PC a vCPU resumes from again at once, so that the next
+// hit would be the same call again.
+func (t *Target) resume(ctx context.Context) error {
+	if err := t.stepOverBreakpoints(ctx); err != nil {
+		return fmt.Errorf("step over a breakpoint before continuing: %w", err)
+	}
+	return t.gdb.Continue(ctx)
+}
+
+func (t *Target) stepOverBreakpoints(ctx context.Context) error {
+	t.mu.Lock()
+	armed := len(t.breakpoints) > 0
+	t.mu.Unlock()
+	if !armed || t.gdb.Running() {
+		return nil
+	}
+	threads, err := t.gdb.Threads(ctx)
+	if err != nil {
+		return err
+	}
+	for _, th := range threads {
+		pc, err := t.cpuRegister(ctx, th-1, "rip")
+		if err != nil {
+			return err
+		}
+		t.mu.Lock()
+		bp := t.breakpoints[pc]
+		t.mu.Unlock()
+		if bp == nil {
+			continue
+		}
+		stop, err := t.gdb.Step(ctx, th)
+		if err != nil {
+			return fmt.Errorf("cpu %d at %s: %w", th-1, bp.Symbol.Name, err)
+		}
+		if err := t.checkExited(stop); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Step executes one instruction on vCPU cpu of a stopped guest and returns

@@ -211,12 +211,14 @@ func collected(p *guest.Pending) bool {
 	return err == nil
 }
 
-// Continue resumes a guest stopped in the debugger.
+// Continue resumes a guest stopped in the debugger. A vCPU stopped on one of
+// kspec's breakpoints is first stepped past it, as gdb does (QEMU would
+// report the same breakpoint again at once).
 func (t *Target) Continue(ctx context.Context) error {
 	if t.gdb == nil || t.gdb.Running() {
 		return nil
 	}
-	if err := t.gdb.Continue(ctx); err != nil {
+	if err := t.resume(ctx); err != nil {
 		return t.harnessErr("continue", err)
 	}
 	return nil
