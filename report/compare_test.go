@@ -50,9 +50,9 @@ func names(l []Change) []string {
 
 func TestCompare(t *testing.T) {
 	type want struct {
-		prev                                                         string
+		prev                                                       string
 		regressions, fixes, flaky, failing, errors, added, removed []string
-		kernels                                                      []KernelChange
+		kernels                                                    []KernelChange
 	}
 	tests := []struct {
 		name    string
