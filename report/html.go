@@ -433,7 +433,7 @@ th{background:#eef1f5;font-weight:600}
 .matrix th.run.bad{background:var(--fail);color:#fff}.matrix th.run.bad a{color:#fff}
 .matrix th.run.warn{background:var(--err-bg)}
 .matrix th.run.ok{background:var(--pass-bg)}
-.matrix th.vert{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;padding:6px 2px;height:150px;vertical-align:bottom;text-align:left}
+.matrix th.vert{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;padding:6px 2px;height:128px;vertical-align:bottom;text-align:left}
 td.st{text-align:center;font-weight:700;min-width:46px;font-size:15px;padding:3px 4px}
 td.st a{color:inherit;text-decoration:none;display:block}
 td.st.passed{background:var(--pass-bg);color:var(--pass)}
@@ -454,7 +454,7 @@ footer{color:var(--muted);font-size:12px;padding:0 28px 24px}
 `
 
 const legend = `<p class="legend">
-<span><b class="st passed" style="background:var(--pass-bg);color:var(--pass)">✓</b>passed</span>
+<span><b style="background:var(--pass-bg);color:var(--pass)">✓</b>passed</span>
 <span><b style="background:var(--fail-bg);color:var(--fail)">✗</b>failed — the kernel did not behave as specified</span>
 <span><b style="background:var(--fail);color:#fff">✗▲</b>regression — passed before</span>
 <span><b style="background:var(--err-bg);color:var(--err)">!</b>error — the harness broke</span>
@@ -489,7 +489,7 @@ var runTmpl = template.Must(template.New("run").Funcs(funcs).Parse(`<!DOCTYPE ht
 {{if .NothingNew}}<p>Nothing changed since the previous run.</p>{{end}}
 {{if not .S.Changes}}<p class="meta">Not compared.</p>{{end}}
 {{range .Sections}}<div class="sec {{.Class}}"><h3>{{.Title}}</h3><ul>
-{{range .Items}}<li><span class="guest">{{.Guest}}</span> · {{.Spec}}{{if .FromTo}}<span class="fromto">{{.FromTo}}</span>{{end}}{{if .Log}} · <a href="{{.Log}}">console log</a>{{end}}{{if .Reason}}<span class="reason">{{.Reason}}</span>{{end}}</li>
+{{range .Items}}<li><span class="guest">{{.Guest}}</span>{{if .Spec}} · {{.Spec}}{{end}}{{if .FromTo}}<span class="fromto">{{.FromTo}}</span>{{end}}{{if .Log}} · <a href="{{.Log}}">console log</a>{{end}}{{if .Reason}}<span class="reason">{{.Reason}}</span>{{end}}</li>
 {{end}}</ul></div>
 {{end}}
 

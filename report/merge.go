@@ -149,6 +149,21 @@ func MergeRuns(out string, srcs []string, opts MergeOptions) (*Summary, string, 
 	if err != nil {
 		return nil, "", err
 	}
+	// Copy in shard order, so that shard 1 keeps the plain file names.
+	idx := make([]int, len(shards))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool {
+		x, _ := ParseShard(shards[idx[a]].Shard)
+		y, _ := ParseShard(shards[idx[b]].Shard)
+		return x.Index < y.Index
+	})
+	sortedShards, sortedSrcs := make([]*Summary, len(idx)), make([]string, len(idx))
+	for i, k := range idx {
+		sortedShards[i], sortedSrcs[i] = shards[k], srcs[k]
+	}
+	shards, srcs = sortedShards, sortedSrcs
 	id, dir, err := NewRunDir(out, m.Started)
 	if err != nil {
 		return nil, "", err
