@@ -44,6 +44,7 @@ func (h *Hit) String() string {
 
 // Break sets a breakpoint at the entry of the named kernel function. An
 // unknown name is an error wrapping ErrBadInput that names the symbol.
+// Breaking again on an armed address returns the armed Breakpoint.
 func (t *Target) Break(ctx context.Context, name string) (*Breakpoint, error) {
 	if t.gdb == nil {
 		return nil, &HarnessError{Op: "break " + name, Err: errors.New("no debugger attached")}
@@ -51,6 +52,14 @@ func (t *Target) Break(ctx context.Context, name string) (*Breakpoint, error) {
 	sym, err := t.syms.Lookup(name)
 	if err != nil {
 		return nil, fmt.Errorf("%w: break %s: %w", ErrBadInput, name, err)
+	}
+	// QEMU keeps one breakpoint per Z0, so a second Z0 at the same address
+	// would outlive a single z0: the armed breakpoint is shared instead.
+	t.mu.Lock()
+	armed := t.breakpoints[sym.Addr]
+	t.mu.Unlock()
+	if armed != nil {
+		return armed, nil
 	}
 	bp := &Breakpoint{t: t, Symbol: sym}
 	err = t.whileStopped(ctx, func() error {
@@ -100,6 +109,9 @@ func (bp *Breakpoint) Wait(ctx context.Context) (*Hit, error) {
 			return h, nil
 		}
 		if !t.gdb.Running() {
+			if t.absorbQueuedStops(ctx) {
+				continue
+			}
 			if err := t.resume(ctx); err != nil {
 				return nil, t.harnessErr("continue to "+bp.Symbol.Name, err)
 			}

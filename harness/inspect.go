@@ -1039,6 +1039,9 @@ func (w *Watchpoint) Wait(ctx context.Context) (*Hit, error) {
 			return nil, fmt.Errorf("%w: watchpoint on %s was cleared", ErrBadInput, w.Expr)
 		}
 		if !t.gdb.Running() {
+			if t.absorbQueuedStops(ctx) {
+				continue
+			}
 			if err := t.resume(ctx); err != nil {
 				return nil, t.harnessErr("continue to the watchpoint on "+w.Expr, err)
 			}
@@ -1121,6 +1124,20 @@ func (w *Watchpoint) notHit(cause error) error {
 		diag.WriteString(t.describeCPUs(ctx))
 	}
 	return &NotHitError{Breakpoint: w.Expr, Diagnosis: diag.String(), ConsoleTail: t.ConsoleTail(2048), Err: cause}
+}
+
+// absorbQueuedStops handles stop replies that arrived while kspec thought
+// the guest stopped: QEMU 7.2 reports a QMP `stop` as T02, after which the
+// VM may be resumed behind the debugger's back (QMP `cont`) and stop again
+// at a breakpoint. Only the last stop describes where the guest is now; it
+// is recorded on its breakpoint or watchpoint if it is at one. It reports
+// whether a hit was recorded, in which case the caller must not resume.
+func (t *Target) absorbQueuedStops(ctx context.Context) bool {
+	stops := t.gdb.DrainStops()
+	if len(stops) == 0 {
+		return false
+	}
+	return t.recordIfBreakpoint(context.WithoutCancel(ctx), stops[len(stops)-1])
 }
 
 // resume continues a stopped guest the way gdb's continue does: a vCPU

@@ -1,0 +1,166 @@
+package linux_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/kspec/kspec/harness"
+)
+
+// These specs use the debugger the way a kernel developer uses gdb at a
+// breakpoint: where did the call come from, which process made it, what do
+// the arguments hold, who writes a variable, what does one instruction do.
+var _ = Describe("the debugger at a kernel stop", Label("debugger"), func() {
+	It("unwinds the mkdir hit through __x64_sys_mkdir and do_syscall_64 to the syscall entry", Label("backtrace"), func(ctx SpecContext) {
+		hit := breakAndRun(ctx, "do_mkdirat", "mkdir "+uniquePath("bt"))
+		Expect(hit).To(harness.HaveBacktraceContaining("__x64_sys_mkdir", "do_syscall_64"))
+
+		frames, err := hit.Backtrace(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Printf("backtrace:\n%s", harness.FormatBacktrace(frames, "  "))
+		Expect(frames[0].Function).To(Equal("do_mkdirat"))
+		Expect(frames[0].PC).To(Equal(hit.PC))
+		// The unwinder stops cleanly at the user/kernel boundary.
+		last := frames[len(frames)-1]
+		Expect(last.Function).To(Equal("entry_SYSCALL_64"))
+		Expect(last.StopReason).To(BeEmpty())
+	}, SpecTimeout(time.Minute))
+
+	It("names mkdir as the task that made the mkdir hit", Label("task"), func(ctx SpecContext) {
+		hit := breakAndRun(ctx, "do_mkdirat", "mkdir "+uniquePath("comm"))
+		Expect(hit).To(harness.HaveComm("mkdir"))
+		task, err := hit.Task(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(task.PID).To(BeNumerically(">", 1))
+		Expect(task.TID).To(Equal(task.PID), "mkdir is single-threaded")
+	}, SpecTimeout(time.Minute))
+
+	It("reads do_mkdirat's path argument from memory as the directory created", Label("memory"), func(ctx SpecContext) {
+		dir := uniquePath("path")
+		hit := breakAndRun(ctx, "do_mkdirat", "mkdir "+dir)
+		Expect(mkdirPath(ctx, hit)).To(Equal(dir))
+	}, SpecTimeout(time.Minute))
+
+	It("reports each call once: mkdir of two directories hits do_mkdirat with each path in turn", Label("memory"), func(ctx SpecContext) {
+		first, second := uniquePath("first"), uniquePath("second")
+		hit := breakAndRun(ctx, "do_mkdirat", "mkdir "+first+" "+second)
+		Expect(mkdirPath(ctx, hit)).To(Equal(first))
+		bp, err := target.Break(ctx, "do_mkdirat") // the same breakpoint again
+		Expect(err).NotTo(HaveOccurred())
+		waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		hit, err = bp.Wait(waitCtx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(mkdirPath(ctx, hit)).To(Equal(second))
+	}, SpecTimeout(time.Minute))
+
+	It("steps from do_mkdirat's entry to the next instructions of do_mkdirat", Label("step"), func(ctx SpecContext) {
+		hit := breakAndRun(ctx, "do_mkdirat", "mkdir "+uniquePath("step"))
+		sym, err := target.Symbols().Lookup("do_mkdirat")
+		Expect(err).NotTo(HaveOccurred())
+		pc := hit.PC
+		for range 3 {
+			step, err := target.Step(ctx, hit.CPU)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(step.Function).To(Equal("do_mkdirat"), "stepped out of do_mkdirat to %s", step)
+			Expect(step.PC).To(BeNumerically(">", pc))
+			Expect(step.PC).To(BeNumerically("<", sym.Addr+sym.Size))
+			Expect(step.File).To(HaveSuffix("fs/namei.c"))
+			pc = step.PC
+		}
+	}, SpecTimeout(time.Minute))
+
+	It("stops at the writer when hostname writes init_uts_ns.name.nodename", Label("watch"), func(ctx SpecContext) {
+		// The value read from the kernel is what uname -n reports.
+		before, err := target.ReadString(ctx, "init_uts_ns.name.nodename")
+		Expect(err).NotTo(HaveOccurred())
+		res, err := target.Shell(ctx, "uname -n")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(strings.TrimSpace(res.Output)).To(Equal(before))
+
+		w, err := target.Watch(ctx, "init_uts_ns.name.nodename", harness.WatchWrite)
+		Expect(err).NotTo(HaveOccurred())
+		pending, err := target.Start(ctx, "hostname kspec-watch")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			Expect(target.ClearBreakpoints(ctx)).To(Succeed())
+			res, err := pending.Wait(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(res.Status).To(Equal(0), res.Output)
+			res, err = target.Shell(ctx, "hostname "+before)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(res.Status).To(Equal(0), res.Output)
+		}, NodeTimeout(time.Minute))
+
+		waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		hit, err := w.Wait(waitCtx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(hit.Stop.Watch).NotTo(BeNil())
+		Expect(hit.Stop.Watch.Addr).To(BeNumerically(">=", w.Addr))
+		Expect(hit.Stop.Watch.Addr).To(BeNumerically("<", w.Addr+uint64(w.Size)))
+		Expect(hit).To(harness.HaveBacktraceContaining("__x64_sys_sethostname", "do_syscall_64"))
+		Expect(hit).To(harness.HaveComm("hostname"))
+		frames, err := hit.Backtrace(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		AddReportEntry("writer of init_uts_ns.name.nodename", fmt.Sprintf("%s\n%s", hit, harness.FormatBacktrace(frames, "  ")))
+	}, SpecTimeout(2*time.Minute))
+
+	It("keeps the breakpoint's hit when QMP stops and resumes the guest behind the debugger's back", Label("resync"), func(ctx SpecContext) {
+		bp, err := target.Break(ctx, "do_mkdirat")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) { Expect(target.ClearBreakpoints(ctx)).To(Succeed()) }, NodeTimeout(time.Minute))
+		gdb := target.RSP()
+
+		// QEMU 7.2 reports a QMP stop to the debugger as T02 ...
+		Expect(target.QMP().Stop(ctx)).To(Succeed())
+		Eventually(gdb.Stops).WithContext(ctx).Should(Equal(1))
+		// ... and the debugger does not see the cont: the guest runs while
+		// kspec believes it stopped, and hits the breakpoint unobserved.
+		Expect(target.QMP().Cont(ctx)).To(Succeed())
+		dir := uniquePath("resync")
+		pending, err := target.Start(ctx, "mkdir "+dir)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			Expect(target.ClearBreakpoints(ctx)).To(Succeed())
+			res, err := pending.Wait(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(res.Status).To(Equal(0), res.Output)
+		}, NodeTimeout(time.Minute))
+		Eventually(gdb.Stops).WithContext(ctx).WithTimeout(30 * time.Second).Should(Equal(2))
+
+		waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		hit, err := bp.Wait(waitCtx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(hit).To(harness.StopIn("do_mkdirat", "fs/namei.c"))
+		Expect(hit).To(harness.HaveComm("mkdir"))
+	}, SpecTimeout(2*time.Minute))
+})
+
+// uniquePath names a directory no earlier spec created.
+func uniquePath(what string) string {
+	return fmt.Sprintf("/tmp/kspec-%s-%d", what, time.Now().UnixNano())
+}
+
+// mkdirPath reads the path a do_mkdirat hit was called with:
+// do_mkdirat(int dfd, struct filename *name, umode_t mode) has name in RSI
+// at its entry, and name->name is the path (offset from the DWARF).
+func mkdirPath(ctx context.Context, hit *harness.Hit) string {
+	GinkgoHelper()
+	name, err := target.Symbols().Offsetof("struct filename", "name")
+	Expect(err).NotTo(HaveOccurred())
+	Expect(name.TypeName).To(HaveSuffix("*"))
+	filename, err := hit.Arg(ctx, 1)
+	Expect(err).NotTo(HaveOccurred())
+	ptr, err := target.ReadUint64(ctx, filename+name.Addr)
+	Expect(err).NotTo(HaveOccurred())
+	path, err := target.ReadCString(ctx, ptr, 4096)
+	Expect(err).NotTo(HaveOccurred())
+	return path
+}
