@@ -3,8 +3,9 @@
 //
 //	kspec guest prepare [--json] [--force]   build the default guest from Debian packages
 //	kspec exec -- CMD...                     boot, log in, run CMD, print its output
-//	kspec probe --break FUNC --run CMD       boot, break on FUNC, run CMD, report the hit
-//	kspec sym NAME|ADDR [--symbols FILE]     resolve a kernel symbol or address
+//	kspec probe --break FUNC --run CMD       boot, break on FUNC, run CMD, report the hit (backtrace, task)
+//	kspec probe --watch EXPR --run CMD       boot, watch EXPR for writes, run CMD, report the writer
+//	kspec sym NAME|ADDR|EXPR [--symbols FILE] resolve a kernel symbol, address or expression
 //	kspec boot [--halted]                    the guest's console on this terminal, gdb attachable
 //	kspec nightly [--out DIR]                run the suites on the newest guests, report regressions
 //	kspec report merge|html DIR...           merge shard results; render HTML reports
@@ -74,7 +75,12 @@ commands:
   exec [guest flags] -- CMD...                      boot, log in, run CMD, print its output, exit with its status
   probe --break FUNC --run CMD [--json] [--timeout D] [guest flags]
                                                     boot, break on FUNC, run CMD, report the first hit
-  sym NAME|ADDR... [--symbols FILE] [guest flags]   resolve kernel symbols or addresses
+                                                    with its backtrace and task (comm, pid)
+  probe --watch EXPR --run CMD [--json] [--timeout D] [guest flags]
+                                                    boot, watch EXPR (e.g. init_uts_ns.name.nodename) for
+                                                    writes, run CMD, report the writer
+  sym NAME|ADDR|FILE:LINE|EXPR... [--symbols FILE] [guest flags]
+                                                    resolve kernel symbols, addresses or expressions
   boot [--halted] [guest flags]                     the guest's console on this terminal; prints the gdb command to attach
   nightly [--out DIR] [--guests a,b] [--shard i/n]  prepare the newest guests, run the suites on each, report what changed
   report merge|html DIR...                          combine shard results into one run; (re)render the HTML report
