@@ -188,7 +188,7 @@ func RenderRun(w io.Writer, s *Summary, runDir string) error {
 		}
 		add("New specs", "new", ch.New)
 		add("Removed specs", "skipped", ch.Removed)
-		add("Still failing — no regression", "failed-old", ch.Failing)
+		add("Known failures — failed before too, or nothing to compare with", "failed-old", ch.Failing)
 		p.NothingNew = ch.Previous != "" && len(p.Sections) == 0
 	}
 	p.Matrix = runMatrix(s)

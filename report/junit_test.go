@@ -116,6 +116,8 @@ func TestClassifyRules(t *testing.T) {
 		{"cleanup failure", Case{Node: "DeferCleanup (Suite)", State: "failed", Message: "Expected success"}, Error},
 		{"panicked", Case{Node: "It", State: "panicked", Message: "nil map"}, Error},
 		{"timed out", Case{Node: "It", State: "timedout"}, Error},
+		{"timed out waiting", Case{Node: "It", State: "timedout", Message: "A spec timeout occurred",
+			Description: "[TIMEDOUT] A spec timeout occurred\n...\n[FAILED] A spec timeout occurred and then the following failure was recorded in the timedout node before it exited:\nwaiting for vfs_read while \"cat\" runs\nUnexpected error:\n    <*harness.HarnessError | 0x1>: \n    harness error: wait for vfs_read: spec timeout occurred\n    {\n"}, Error},
 		{"interrupted", Case{Node: "It", State: "interrupted"}, Error},
 		{"aborted", Case{Node: "It", State: "aborted"}, Error},
 		{"skipped", Case{Node: "It", State: "skipped", Message: "skipped - no freebsd"}, Skipped},
@@ -124,8 +126,12 @@ func TestClassifyRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, why := Classify(tt.c); got != tt.want {
+			got, why := Classify(tt.c)
+			if got != tt.want {
 				t.Errorf("Classify = %s (%q), want %s", got, why, tt.want)
+			}
+			if tt.name == "timed out waiting" && why != `timed out: waiting for vfs_read while "cat" runs harness error: wait for vfs_read: spec timeout occurred` {
+				t.Errorf("reason %q", why)
 			}
 		})
 	}

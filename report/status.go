@@ -59,6 +59,12 @@ func Classify(c Case) (Status, string) {
 	case "panicked":
 		return Error, "panicked: " + firstLine(c.Message)
 	case "timedout":
+		// Ginkgo records what the spec was waiting for when the deadline
+		// ended it, if the spec reported it: that says more.
+		const then = "and then the following failure was recorded in the timedout node before it exited:"
+		if _, after, ok := strings.Cut(c.Description, then); ok {
+			return Error, "timed out: " + reason(after)
+		}
 		return Error, "timed out: " + firstLine(c.Message)
 	case "interrupted", "aborted":
 		return Error, c.State + ": " + firstLine(c.Message)

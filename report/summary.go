@@ -220,8 +220,8 @@ func (s *Summary) HarnessErrors() bool {
 //
 // expected, if not nil, are the specs the run was meant to run (from a dry
 // run with the same filters, see Expected, or the specs a re-run focused on):
-// the results are exactly those. Specs the report skipped that were not
-// expected (focused or filtered away) are left out. An expected spec missing
+// the results are exactly those. Specs the report skipped or has as pending
+// that were not expected (focused or filtered away) are left out. An expected spec missing
 // from the report is "not run" — pending ones are skipped — with the failed
 // set-up node as the reason and its status: Failed if the kernel failed it
 // (a kernel that no longer boots fails every spec), else Error.
@@ -252,7 +252,7 @@ func Results(j *JUnit, expected []Case) (specs, setup []Spec, bootSeconds float6
 			}
 			continue
 		}
-		if _, ok := want[c.ID]; expected != nil && !ok && c.State == "skipped" {
+		if _, ok := want[c.ID]; expected != nil && !ok && (c.State == "skipped" || c.State == "pending") {
 			continue
 		}
 		if seen[c.ID] { // two specs with one text: keep both apart
@@ -457,4 +457,21 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// NotRun returns expected specs as not run for the given reason, with the
+// given status (Error when the harness could not run them; pending specs
+// are skipped as always).
+func NotRun(expected []Case, status Status, why string) []Spec {
+	var specs []Spec
+	for _, e := range expected {
+		if e.State == "pending" {
+			specs = append(specs, Spec{ID: e.ID, Labels: e.Labels, Status: Skipped, State: "pending", Reason: "pending"})
+			continue
+		}
+		c := Case{Node: "It", ID: e.ID, Labels: e.Labels, State: StateNotRun, Message: why}
+		specs = append(specs, Spec{ID: e.ID, Labels: e.Labels, Status: status, State: StateNotRun, Reason: why, cases: []Case{c}})
+	}
+	sort.Slice(specs, func(a, b int) bool { return specs[a].ID < specs[b].ID })
+	return specs
 }

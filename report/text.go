@@ -137,7 +137,7 @@ func WriteText(w io.Writer, s *Summary, runDir string) error {
 		}
 		section("New specs", ch.New, false)
 		section("Removed specs", ch.Removed, false)
-		section("Still failing (no regression)", ch.Failing, true)
+		section("Known failures — failed before too, or nothing to compare with", ch.Failing, true)
 		if ch.Previous != "" && len(ch.Regressions)+len(ch.Errors)+len(ch.Flaky)+len(ch.Fixes)+len(ch.Kernels)+len(ch.New)+len(ch.Removed) == 0 {
 			b.WriteString("  nothing changed.\n")
 		}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	runreport "github.com/kspec/kspec/report"
+)
+
+func TestNightlyBadInput(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad shard", []string{"nightly", "--out", dir, "--shard", "3/2"}, "--shard"},
+		{"unknown guest", []string{"nightly", "--out", dir, "--guests", "debian-nope"}, `"debian-nope" is neither`},
+		{"guest twice", []string{"nightly", "--out", dir, "--guests", "debian-cloud,debian-cloud"}, "given twice"},
+		{"no guests", []string{"nightly", "--out", dir, "--guests", ","}, "no guest given"},
+		{"stray argument", []string{"nightly", "--out", dir, "extra"}, `unexpected argument "extra"`},
+		{"suite binary missing", []string{"nightly", "--out", dir, "--suite-binary", filepath.Join(dir, "nope")}, "not an executable file"},
+		{"report without subcommand", []string{"report"}, "merge, html or show"},
+		{"merge without runs", []string{"report", "merge", "--out", dir}, "give the shard run directories"},
+		{"merge a non-run", []string{"report", "merge", "--out", dir, dir}, "not a run directory"},
+		{"html of nothing", []string{"report", "html", "--out", dir}, "no runs in"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, &stdout, &stderr)
+			if code != exitUsage || !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), tt.want)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("bad input left files behind: %v", entries)
+	}
+}
+
+// fixtureNightly sets up kspec nightly against the report package's fixture
+// suite (specs that pass, fail, break the harness, panic, time out, skip;
+// FIXTURE_FLIP=1 makes mkdir regress) and a guest config file, so that the
+// whole command runs without QEMU.
+func fixtureNightly(t *testing.T) (bin, guestFile string) {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to compile the fixture suite")
+	}
+	dir := t.TempDir()
+	bin = filepath.Join(dir, "fixture.test")
+	cmd := exec.Command(goBin, "test", "-c", "-o", bin, "../../report/testdata/fixturesuite")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("compiling the fixture suite: %v\n%s", err, out)
+	}
+	for _, f := range []string{"vmlinuz", "vmlinux", "password"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	guestFile = filepath.Join(dir, "fixture-guest.json")
+	cfg := `{"os": "linux", "kernel": "vmlinuz", "symbols": "vmlinux", "password_file": "password", "version": "6.1.0-99-fixture"}`
+	if err := os.WriteFile(guestFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bin, guestFile
+}
+
+func nightly(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// TestNightlyTwoRuns: the second of two runs reports the regression the
+// fixture suite was made to have, with its console log, and exits 1.
+func TestNightlyTwoRuns(t *testing.T) {
+	bin, guestFile := fixtureNightly(t)
+	out := t.TempDir()
+	args := []string{"nightly", "--out", out, "--suite-binary", bin, "--guests", guestFile}
+
+	code, stdout, stderr := nightly(t, args...)
+	if code != exitHarness {
+		t.Fatalf("first run: exit %d, want 3 (harness errors, no regressions)\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"running 9 specs (KSPEC_GUEST=" + guestFile + ")", "re-running 5 failed specs once", "2/8 ✗ FAILED"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("progress lacks %q:\n%s", want, stderr)
+		}
+	}
+	if !strings.Contains(stdout, "First run in this results directory") {
+		t.Errorf("first run:\n%s", stdout)
+	}
+
+	t.Setenv("FIXTURE_FLIP", "1")
+	code, stdout, stderr = nightly(t, args...)
+	if code != exitFailed {
+		t.Fatalf("second run: exit %d, want 1 (a regression)\n%s\n%s", code, stdout, stderr)
+	}
+	runs, err := runreport.Runs(out)
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("runs: %v %v", runs, err)
+	}
+	s := runs[1]
+	g := s.Guests[0]
+	if g.Kernel != "6.1.0-99-fixture" || g.Prepared != "config file" {
+		t.Errorf("guest %+v", g)
+	}
+	ch := s.Changes
+	if ch.Previous != runs[0].Run || len(ch.Regressions) != 1 || !strings.Contains(ch.Regressions[0].Spec, "mkdir hits do_mkdirat") || len(ch.Fixes) != 1 {
+		t.Fatalf("changes %+v", ch)
+	}
+	log, err := os.ReadFile(filepath.Join(out, s.Run, ch.Regressions[0].Log))
+	if err != nil || !strings.Contains(string(log), "~ # mkdir /tmp/kspec-mkdir") {
+		t.Errorf("regression log: %v\n%s", err, log)
+	}
+	for _, want := range []string{"1 REGRESSION", "REGRESSIONS — passed before, fail now (1):", "console log: " + filepath.Join(out, s.Run)} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("second run's output lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, f := range []string{"summary.json", "summary.txt", "report.html", "fixture-guest/junit.xml", "fixture-guest/junit-retry.xml", "fixture-guest/output.log", "../index.html", "../latest/summary.json"} {
+		if _, err := os.Stat(filepath.Join(out, s.Run, f)); err != nil {
+			t.Errorf("run directory: %v", err)
+		}
+	}
+
+	// report show prints the latest run again; report html re-renders.
+	if code, stdout, _ := nightly(t, "report", "show", "--out", out); code != 0 || !strings.Contains(stdout, "1 REGRESSION") {
+		t.Errorf("report show: exit %d\n%s", code, stdout)
+	}
+	if code, stdout, _ := nightly(t, "report", "html", "--out", out); code != 0 || !strings.Contains(stdout, "rendered 2 runs") {
+		t.Errorf("report html: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestNightlyShardsMerge: two shards, run apart, merge into the whole run.
+func TestNightlyShardsMerge(t *testing.T) {
+	bin, guestFile := fixtureNightly(t)
+	var dirs []string
+	total := 0
+	for _, sh := range []string{"1/2", "2/2"} {
+		out := t.TempDir()
+		code, stdout, stderr := nightly(t, "nightly", "--out", out, "--suite-binary", bin, "--guests", guestFile, "--shard", sh, "--no-retry")
+		if code != exitHarness && code != exitOK {
+			t.Fatalf("shard %s: exit %d\n%s\n%s", sh, code, stdout, stderr)
+		}
+		if !strings.Contains(stderr, "specs in shard "+sh) {
+			t.Errorf("shard %s progress:\n%s", sh, stderr)
+		}
+		runs, _ := runreport.Runs(out)
+		if len(runs) != 1 || runs[0].Shard != sh {
+			t.Fatalf("shard %s: runs %+v", sh, runs)
+		}
+		total += len(runs[0].Guests[0].Specs)
+		dirs = append(dirs, filepath.Join(out, runs[0].Run))
+	}
+	if total != 9 {
+		t.Errorf("the shards ran %d specs together, want 9", total)
+	}
+	merged := t.TempDir()
+	code, stdout, stderr := nightly(t, append([]string{"report", "merge", "--out", merged}, dirs...)...)
+	if code != exitHarness {
+		t.Fatalf("merge: exit %d, want 3 (the fixture's harness errors)\n%s\n%s", code, stdout, stderr)
+	}
+	runs, _ := runreport.Runs(merged)
+	if len(runs) != 1 || runs[0].Shard != "" || len(runs[0].Guests[0].Specs) != 9 || len(runs[0].MergedFrom) != 2 {
+		t.Fatalf("merged: %+v", runs)
+	}
+	if !strings.Contains(stdout, "merged from shards: 1/2 ") {
+		t.Errorf("merge output:\n%s", stdout)
+	}
+}
