@@ -131,12 +131,19 @@ func (p *progress) printf(who, format string, args ...any) {
 }
 
 // lineWriter turns written bytes into progress lines prefixed with who.
+// Lines that only update a counter ("downloading: 12/930 MB") are shown at
+// most every few seconds.
 type lineWriter struct {
-	p    *progress
-	who  string
-	pre  string
-	rest []byte
+	p       *progress
+	who     string
+	pre     string
+	rest    []byte
+	lastKey string
+	lastAt  time.Time
 }
+
+// counterEvery is how often a repeated counter line is shown.
+const counterEvery = 5 * time.Second
 
 func (w *lineWriter) Write(b []byte) (int, error) {
 	w.rest = append(w.rest, b...)
@@ -146,7 +153,11 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 			return len(b), nil
 		}
 		if line := strings.TrimSpace(string(w.rest[:i])); line != "" {
-			w.p.printf(w.who, "%s%s", w.pre, line)
+			key, _, counter := strings.Cut(line, ": ")
+			if !counter || key != w.lastKey || time.Since(w.lastAt) >= counterEvery {
+				w.p.printf(w.who, "%s%s", w.pre, line)
+				w.lastKey, w.lastAt = key, time.Now()
+			}
 		}
 		w.rest = w.rest[i+1:]
 	}
@@ -493,7 +504,7 @@ func (r *guestRun) prepare(ctx context.Context) (string, error) {
 		if res.Built {
 			r.g.Prepared = fmt.Sprintf("built in %s", res.Total.Round(100*time.Millisecond))
 		}
-		r.printf("kernel %s: %s (%s)", m.Version, r.g.Prepared, time.Since(t0).Round(100*time.Millisecond))
+		r.printf("kernel %s: %s (checked in %s)", m.Version, r.g.Prepared, time.Since(t0).Round(100*time.Millisecond))
 		if res.Fallback != "" {
 			r.printf("note: %s", res.Fallback)
 		}

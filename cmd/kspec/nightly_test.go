@@ -179,3 +179,31 @@ func TestNightlyShardsMerge(t *testing.T) {
 		t.Errorf("merge output:\n%s", stdout)
 	}
 }
+
+func TestLineWriterThrottlesCounters(t *testing.T) {
+	var b bytes.Buffer
+	p := &progress{w: &b, width: 4}
+	w := &lineWriter{p: p, who: "g", pre: "prepare: "}
+	for _, chunk := range []string{
+		"resolving g: apt-cache show x\ndownloading: 0/9", "30 MB\ndownloading: 1/930 MB\n",
+		"downloading: 2/930 MB\nextracted vmlinuz (8 MB)\n\nextracting vmlinux: 1/600 MB\n", "partial line without newline",
+	} {
+		if _, err := w.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		_, rest, _ := strings.Cut(l, "] ")
+		got = append(got, rest)
+	}
+	want := []string{
+		"g    prepare: resolving g: apt-cache show x",
+		"g    prepare: downloading: 0/930 MB",
+		"g    prepare: extracted vmlinuz (8 MB)",
+		"g    prepare: extracting vmlinux: 1/600 MB",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
