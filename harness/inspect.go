@@ -1194,6 +1194,11 @@ func (t *Target) Step(ctx context.Context, cpu int) (*Hit, error) {
 		return nil, t.harnessErr("step", err)
 	}
 	stop, err := t.gdb.Step(ctx, cpu+1)
+	if err == nil && stop.Kind == 'T' && stop.Signal == 2 && stop.Watch == nil {
+		// The VM had been resumed behind the debugger's back (QMP cont):
+		// the step packet only stopped it. Step again from where it is.
+		stop, err = t.gdb.Step(ctx, cpu+1)
+	}
 	if err != nil {
 		return nil, t.harnessErr(fmt.Sprintf("step cpu %d", cpu), err)
 	}

@@ -7,20 +7,28 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/kspec/kspec/guest"
+	"github.com/kspec/kspec/harness"
 )
 
-// kernelFiles returns the prepared guest's kernel and symbols
-// (eval "$(kspec guest env)").
+// kernelFiles returns the kernel and symbols of $KSPEC_KERNEL and
+// $KSPEC_SYMBOLS, or else of the prepared default guest.
 func kernelFiles(t *testing.T) (kernel, vmlinux string) {
 	t.Helper()
 	kernel, vmlinux = os.Getenv("KSPEC_KERNEL"), os.Getenv("KSPEC_SYMBOLS")
-	if kernel == "" || vmlinux == "" {
-		if os.Getenv("KSPEC_SKIP_MISSING") == "1" {
-			t.Skip("KSPEC_KERNEL/KSPEC_SYMBOLS not set")
-		}
-		t.Fatal(`KSPEC_KERNEL and KSPEC_SYMBOLS are not set: run eval "$(go run ./cmd/kspec guest env)" (or KSPEC_SKIP_MISSING=1 to skip)`)
+	if kernel != "" && vmlinux != "" {
+		return kernel, vmlinux
 	}
-	return kernel, vmlinux
+	spec, err := guest.Find(harness.DefaultGuest, "")
+	if err == nil {
+		return spec.Kernel, spec.Symbols
+	}
+	if os.Getenv("KSPEC_SKIP_MISSING") == "1" {
+		t.Skip("no prepared guest and KSPEC_KERNEL/KSPEC_SYMBOLS not set")
+	}
+	t.Fatalf("no kernel to test with (%v): run go run ./cmd/kspec guest prepare, or set KSPEC_KERNEL and KSPEC_SYMBOLS (KSPEC_SKIP_MISSING=1 skips)", err)
+	return "", ""
 }
 
 func runKspec(args ...string) (code int, stdout, stderr string) {
