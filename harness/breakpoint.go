@@ -102,11 +102,17 @@ func (t *Target) whileStopped(ctx context.Context, fn func() error) error {
 // (registers where the guest was, console tail).
 func (bp *Breakpoint) Wait(ctx context.Context) (*Hit, error) {
 	t := bp.t
+	mark := t.kw.mark()
+	ctx, release := t.kw.watch(ctx, mark)
+	defer release()
 	for {
 		if len(bp.hits) > 0 {
 			h := bp.hits[0]
 			bp.hits = bp.hits[1:]
 			return h, nil
+		}
+		if k := t.kw.since(mark); k != nil { // never resume a dead kernel
+			return nil, k
 		}
 		if !t.gdb.Running() {
 			if t.absorbQueuedStops(ctx) {
@@ -118,6 +124,9 @@ func (bp *Breakpoint) Wait(ctx context.Context) (*Hit, error) {
 		}
 		stop, err := t.gdb.WaitStop(ctx)
 		if err != nil {
+			if k := t.kernelFailure(mark); k != nil {
+				return nil, k
+			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return nil, bp.notHit(ctx.Err())
 			}

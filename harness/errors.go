@@ -33,7 +33,11 @@ type KernelError struct {
 }
 
 func (e *KernelError) Error() string {
-	return fmt.Sprintf("kernel failure (%s): %s%s", e.Kind, e.Detail, tailSuffix(e.ConsoleTail))
+	detail := e.Detail
+	if e.Kind == "panic" && !strings.Contains(strings.ToLower(detail), "kernel panic") {
+		detail = "kernel panic: " + detail // what a person greps for
+	}
+	return fmt.Sprintf("kernel failure (%s): %s%s", e.Kind, detail, tailSuffix(e.ConsoleTail))
 }
 
 // HarnessError is a failure of kspec or its environment: QEMU died or could

@@ -37,6 +37,8 @@ type Target struct {
 	insp        inspector     // watchpoints and inspection caches (inspect.go)
 	rec         recorder      // transcript, last stop, busy shell (report.go)
 	snap        snapshotState // snapshots and their method (snapshot.go)
+	kw          *kernelWatch  // kernel panics and oopses (kernelwatch.go)
+	unwatch     func()        // ends the QMP event subscription of kw
 	closeOnce   sync.Once
 	closeErr    error
 }
@@ -96,15 +98,20 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 	if o.Transcript != nil {
 		transcript = io.MultiWriter(o.Transcript, &t.rec)
 	}
-	t.console = guest.NewConsole(t.machine.Console(), profile, guest.ConsoleOptions{Transcript: transcript})
+	t.kw = newKernelWatch(t.ConsoleTail)
+	t.console = guest.NewConsole(t.machine.Console(), profile, guest.ConsoleOptions{Transcript: transcript, OnKernelLine: t.kw.line})
+	t.startKernelWatch()
 
 	if err := t.attachAndRun(bootCtx); err != nil {
-		herr := t.harnessErr("attach the debugger and start the guest", err)
+		herr := t.fail("attach the debugger and start the guest", 0, err)
 		_ = t.Close()
 		return nil, herr
 	}
-	if err := t.console.Login(bootCtx, spec.User, spec.Password); err != nil {
-		herr := t.harnessErr(fmt.Sprintf("log in to %s as %s", spec.Name, spec.User), err)
+	loginCtx, release := t.kw.watch(bootCtx, 0)
+	err = t.console.Login(loginCtx, spec.User, spec.Password)
+	release()
+	if err != nil {
+		herr := t.fail(fmt.Sprintf("log in to %s as %s", spec.Name, spec.User), 0, err)
 		_ = t.Close()
 		return nil, herr
 	}
@@ -177,27 +184,37 @@ func (t *Target) ConsoleTail(n int) string {
 }
 
 // Shell runs cmd in the guest's shell and returns its output and exit
-// status. The guest must be running (not stopped at a breakpoint).
+// status. The guest must be running (not stopped at a breakpoint). When the
+// kernel panics or oopses meanwhile, Shell returns a *KernelError with the
+// kernel's text at once (with the result when the command still finished).
 func (t *Target) Shell(ctx context.Context, cmd string) (guest.Result, error) {
 	if t.gdb != nil && !t.gdb.Running() {
 		return guest.Result{}, &HarnessError{Op: "shell " + cmd, Err: errors.New("the guest is stopped in the debugger; call Continue first")}
 	}
 	t.rec.typed(cmd)
-	res, err := t.console.Run(ctx, cmd)
+	mark := t.kw.mark()
+	wctx, release := t.kw.watch(ctx, mark)
+	defer release()
+	res, err := t.console.Run(wctx, cmd)
 	if err != nil {
 		t.rec.markDirty() // it may still run (see RestoreSnapshot)
-		return res, t.harnessErr("shell "+cmd, err)
+		return res, t.fail("shell "+cmd, mark, err)
+	}
+	if k := t.kw.since(mark); k != nil { // an oops the command survived
+		return res, k
 	}
 	return res, nil
 }
 
 // Start sends cmd to the guest's shell without waiting for it to finish:
-// the command runs while a breakpoint waits. Wait on the result later.
+// the command runs while a breakpoint waits. Wait on the result later
+// (Collect returns a kernel panic or oops as soon as it happens).
 func (t *Target) Start(ctx context.Context, cmd string) (*guest.Pending, error) {
 	t.rec.typed(cmd)
+	mark := t.kw.mark()
 	p, err := t.console.Start(ctx, cmd)
 	if err != nil {
-		return nil, t.harnessErr("start "+cmd, err)
+		return nil, t.fail("start "+cmd, mark, err)
 	}
 	t.rec.started(cmd, func() bool { return collected(p) })
 	return p, nil
@@ -252,6 +269,9 @@ func (t *Target) Interrupt(ctx context.Context) (rsp.StopReply, error) {
 func (t *Target) Close() error {
 	t.closeOnce.Do(func() {
 		var errs []error
+		if t.unwatch != nil {
+			t.unwatch()
+		}
 		if t.gdb != nil {
 			errs = append(errs, ignoreClosed(t.gdb.Close()))
 		}
