@@ -119,7 +119,7 @@ func (bp *Breakpoint) Wait(ctx context.Context) (*Hit, error) {
 				continue
 			}
 			if err := t.resume(ctx); err != nil {
-				return nil, t.harnessErr("continue to "+bp.Symbol.Name, err)
+				return nil, t.fail("continue to "+bp.Symbol.Name, mark, err)
 			}
 		}
 		stop, err := t.gdb.WaitStop(ctx)
@@ -133,7 +133,7 @@ func (bp *Breakpoint) Wait(ctx context.Context) (*Hit, error) {
 			if ctx.Err() != nil { // cancelled (Ctrl-C): not a verdict on the kernel
 				return nil, t.harnessErr("wait for "+bp.Symbol.Name, context.Cause(ctx))
 			}
-			return nil, t.harnessErr("wait for "+bp.Symbol.Name, err)
+			return nil, t.fail("wait for "+bp.Symbol.Name, mark, err)
 		}
 		if err := t.checkExited(stop); err != nil {
 			return nil, err

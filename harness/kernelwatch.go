@@ -3,13 +3,17 @@ package harness
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/qmp"
+	"github.com/kspec/kspec/rsp"
 )
 
 // Kernel failure detection. The console's reader hands every kernel message
@@ -341,6 +345,17 @@ func (t *Target) kernelFailure(mark int) *KernelError {
 // fail turns the error of an operation that began at mark into a
 // *KernelError when the kernel failed meanwhile, else a *HarnessError.
 func (t *Target) fail(op string, mark int, err error) error {
+	if t.machine != nil && lostQEMU(err) {
+		// A connection that ends is usually QEMU exiting: wait for the
+		// supervisor to reap it, so that the error names the cause (a
+		// signal, an exit status). The timer only bounds the wait.
+		timer := time.NewTimer(5 * time.Second)
+		select {
+		case <-t.machine.Done():
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
 	if k := t.kernelFailure(mark); k != nil {
 		return k
 	}
@@ -362,4 +377,11 @@ func (t *Target) Collect(ctx context.Context, p *guest.Pending) (guest.Result, e
 		return res, k
 	}
 	return res, nil
+}
+
+// lostQEMU reports whether err says a connection to QEMU ended.
+func lostQEMU(err error) bool {
+	return errors.Is(err, rsp.ErrConnectionClosed) || errors.Is(err, guest.ErrConsoleClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
