@@ -145,6 +145,7 @@ type lineWriter struct {
 // counterEvery is how often a repeated counter line is shown.
 const counterEvery = 5 * time.Second
 
+// Write implements io.Writer.
 func (w *lineWriter) Write(b []byte) (int, error) {
 	w.rest = append(w.rest, b...)
 	for {
@@ -242,7 +243,7 @@ func runNightly(ctx context.Context, o nightlyOptions, stdout, stderr io.Writer)
 	}
 	fmt.Fprintf(stdout, "\nreport: %s\nindex:  %s\n", filepath.Join(runDir, runreport.RunHTMLFile), filepath.Join(o.out, runreport.IndexFile))
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return exitError{code: exitFailed, err: fmt.Errorf("interrupted; the guests were stopped and what ran is recorded in %s", runDir)}
 	}
 	return runVerdict(s)
 }

@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	runreport "github.com/kspec/kspec/report"
 )
@@ -206,4 +208,54 @@ func TestLineWriterThrottlesCounters(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// TestNightlyInterrupted: an interrupt reaches the suite as SIGINT, Ginkgo
+// still writes its report, and the run is recorded, the specs as errors.
+func TestNightlyInterrupted(t *testing.T) {
+	bin, guestFile := fixtureNightly(t)
+	out := t.TempDir()
+	t.Setenv("FIXTURE_BOOT", "hang")
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"nightly", "--out", out, "--suite-binary", bin, "--guests", guestFile}, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "running 9 specs") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	code := <-done
+	if code != exitFailed || !strings.Contains(stderr.String(), "interrupted; the guests were stopped") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	runs, err := runreport.Runs(out)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs %v %v", runs, err)
+	}
+	g := runs[0].Guests[0]
+	if c := g.Counts(); c.Error != 8 || len(g.Setup) == 0 || g.Setup[0].Status != runreport.Error {
+		t.Errorf("counts %+v, setup %+v", c, g.Setup)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while another goroutine writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -26,7 +26,11 @@ func TestFixture(t *testing.T) {
 // mkdir passes then fails, rmdir fails then passes.
 var flip = os.Getenv("FIXTURE_FLIP") != ""
 
-var _ = BeforeSuite(func() {
+var _ = BeforeSuite(func(ctx SpecContext) {
+	if os.Getenv("FIXTURE_BOOT") == "hang" { // a boot that never ends, until interrupted
+		<-ctx.Done()
+		Expect(&harness.HarnessError{Op: "boot", Err: ctx.Err()}).NotTo(HaveOccurred())
+	}
 	if os.Getenv("FIXTURE_BOOT") == "harness" {
 		Expect(&harness.HarnessError{Op: "boot", Err: errors.New("QEMU exited with status 1"),
 			ConsoleTail: "qemu-system-x86_64: -kernel vmlinuz: No such file"}).NotTo(HaveOccurred())
