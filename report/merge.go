@@ -137,7 +137,11 @@ func contains(l []string, s string) bool {
 // returns the merged summary, without Changes, and the run directory.
 func MergeRuns(out string, srcs []string, opts MergeOptions) (*Summary, string, error) {
 	var shards []*Summary
-	for _, src := range srcs {
+	srcs = append([]string(nil), srcs...)
+	for i, src := range srcs {
+		if real, err := filepath.EvalSymlinks(src); err == nil { // <out>/latest
+			srcs[i], src = real, real
+		}
 		s, err := ReadSummary(src)
 		if err != nil {
 			return nil, "", fmt.Errorf("merge: %w", err)

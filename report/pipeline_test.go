@@ -253,12 +253,17 @@ func TestMergeRuns(t *testing.T) {
 			guestRun{guest: "debian-generic", kernel: "6.1.0-55-amd64", junit: "fixture-harness-boot.xml"})
 		dirs = append(dirs, dir)
 	}
+	// A shard's results directory's latest link names its run.
+	if err := SetLatest(filepath.Dir(dirs[1]), filepath.Base(dirs[1])); err != nil {
+		t.Fatal(err)
+	}
+	dirs[1] = filepath.Join(filepath.Dir(dirs[1]), LatestLink)
 	out := t.TempDir()
 	m, dir, err := MergeRuns(out, dirs, MergeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Shard != "" || m.Run != "2026-11-26T020000Z" || len(m.MergedFrom) != 2 || !strings.HasPrefix(m.MergedFrom[0], "1/2 ") {
+	if m.Shard != "" || m.Run != "2026-11-26T020000Z" || len(m.MergedFrom) != 2 || m.MergedFrom[0] != "1/2 2026-11-26T020100Z" {
 		t.Errorf("merged: run %q shard %q from %q", m.Run, m.Shard, m.MergedFrom)
 	}
 	whole := Expected(mustJUnit(t, "fixture-dry-run.xml"))
