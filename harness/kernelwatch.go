@@ -295,11 +295,13 @@ var errKernelFailed = errors.New("the kernel failed")
 // startKernelWatch hooks the watch to QMP's GUEST_PANICKED event and lets a
 // panic's last line end the console, so that every wait on it ends.
 func (t *Target) startKernelWatch() {
+	t.kw.mu.Lock()
 	t.kw.onPanicEnd = func() {
 		if cs := t.machine.ConsoleStream(); cs != nil {
 			cs.SetReadDeadline(time.Now())
 		}
 	}
+	t.kw.mu.Unlock()
 	events, unsubscribe := t.machine.QMP().Subscribe(16)
 	t.unwatch = unsubscribe
 	go func() {

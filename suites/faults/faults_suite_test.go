@@ -44,14 +44,25 @@ func moduleRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// buildKspec builds the kspec CLI into a temporary directory.
+// kspecBin is the CLI built by buildKspec, once per process.
+var kspecBin string
+
+// buildKspec builds the kspec CLI into a temporary directory (once).
 func buildKspec(ctx context.Context) string {
 	GinkgoHelper()
-	bin := filepath.Join(GinkgoT().TempDir(), "kspec")
+	if kspecBin != "" {
+		return kspecBin
+	}
+	dir, err := os.MkdirTemp("", "kspec-faults-bin-")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { os.RemoveAll(dir) }) // ends with the spec; rebuilt if needed again
+	bin := filepath.Join(dir, "kspec")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kspec")
 	cmd.Dir = moduleRoot()
 	out, err := cmd.CombinedOutput()
 	Expect(err).NotTo(HaveOccurred(), "go build: %s", out)
+	kspecBin = bin
+	DeferCleanup(func() { kspecBin = "" })
 	return bin
 }
 

@@ -69,6 +69,23 @@ var _ = Describe("a guest kernel panic", Label("panic"), func() {
 	}, SpecTimeout(5*time.Minute))
 })
 
+var _ = Describe("kspec exec on a guest that panics", Label("panic", "cli"), func() {
+	It("exits 1 and says kernel panic, with the panic text", func(ctx SpecContext) {
+		if _, err := harness.ResolveGuest(harness.Options{}); err != nil {
+			harness.SkipOrFail(err, Skip)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		bin := buildKspec(ctx)
+		out, err := exec.CommandContext(ctx, bin, "exec", "--", sysrqCrash).CombinedOutput()
+		GinkgoWriter.Printf("kspec exec: %v\n%s\n", err, out)
+		var ee *exec.ExitError
+		Expect(errors.As(err, &ee)).To(BeTrue(), "kspec exec: %v\n%s", err, out)
+		Expect(ee.ExitCode()).To(Equal(1), "%s", out)
+		Expect(string(out)).To(ContainSubstring("kernel failure (panic): Kernel panic - not syncing: sysrq triggered crash"))
+		Expect(string(out)).NotTo(ContainSubstring("harness error"))
+	}, SpecTimeout(5*time.Minute))
+})
+
 var _ = Describe("QEMU killed under kspec", Label("qemu-dies"), func() {
 	It("fails the pending operations as a HarnessError naming SIGKILL and leaks nothing", func(ctx SpecContext) {
 		// A first boot starts whatever lives for the whole process (caches,
