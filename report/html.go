@@ -108,7 +108,8 @@ type changeSection struct {
 
 type failure struct {
 	Guest, Spec, Status, Reason, Log, Excerpt string
-	Truncated                                 bool
+	Truncated, Regression                     bool
+	rank                                      int
 }
 
 type guestRow struct {
@@ -202,7 +203,18 @@ func RenderRun(w io.Writer, s *Summary, runDir string) error {
 				if sp.Flaky {
 					st = "flaky"
 				}
-				f := failure{Guest: g.Guest, Spec: sp.ID, Status: st, Reason: sp.Reason, Log: sp.Log}
+				f := failure{Guest: g.Guest, Spec: sp.ID, Status: st, Reason: sp.Reason, Log: sp.Log,
+					Regression: isRegression(s, g.Guest, sp.ID)}
+				switch {
+				case f.Regression:
+					f.rank = 0
+				case st == string(Failed):
+					f.rank = 1
+				case st == string(Error):
+					f.rank = 2
+				default:
+					f.rank = 3
+				}
 				if sp.Log != "" && runDir != "" {
 					f.Excerpt, f.Truncated = excerpt(filepath.Join(runDir, filepath.FromSlash(sp.Log)), 60)
 				}
@@ -210,6 +222,8 @@ func RenderRun(w io.Writer, s *Summary, runDir string) error {
 			}
 		}
 	}
+	// Regressions first, then the kernel's other failures, harness errors, flaky.
+	sort.SliceStable(p.Failures, func(a, b int) bool { return p.Failures[a].rank < p.Failures[b].rank })
 	return runTmpl.Execute(w, p)
 }
 
@@ -433,7 +447,7 @@ th{background:#eef1f5;font-weight:600}
 .matrix th.run.bad{background:var(--fail);color:#fff}.matrix th.run.bad a{color:#fff}
 .matrix th.run.warn{background:var(--err-bg)}
 .matrix th.run.ok{background:var(--pass-bg)}
-.matrix th.vert{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;padding:6px 2px;height:128px;vertical-align:bottom;text-align:left}
+.matrix th.vert{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;padding:6px 2px;height:136px;vertical-align:bottom;text-align:left}
 td.st{text-align:center;font-weight:700;min-width:46px;font-size:15px;padding:3px 4px}
 td.st a{color:inherit;text-decoration:none;display:block}
 td.st.passed{background:var(--pass-bg);color:var(--pass)}
@@ -500,7 +514,7 @@ var runTmpl = template.Must(template.New("run").Funcs(funcs).Parse(`<!DOCTYPE ht
 {{end}}</table>
 
 {{if .Failures}}<h2>Failures and console logs</h2>
-{{range .Failures}}<details class="{{.Status}}" open><summary><span class="guest">{{.Guest}}</span> · {{.Spec}} — <b class="c-{{.Status}}">{{.Status}}</b>{{if .Log}} · <a href="{{.Log}}">full log</a>{{end}}</summary>
+{{range .Failures}}<details class="{{.Status}}" open><summary><span class="guest">{{.Guest}}</span> · {{.Spec}} — <b class="c-{{.Status}}">{{if .Regression}}REGRESSION ({{.Status}}){{else}}{{.Status}}{{end}}</b>{{if .Log}} · <a href="{{.Log}}">full log</a>{{end}}</summary>
 {{if .Reason}}<span class="reason">{{.Reason}}</span>{{end}}
 {{if .Excerpt}}<pre>{{.Excerpt}}{{if .Truncated}}
 … (see the full log){{end}}</pre>{{end}}
@@ -526,7 +540,7 @@ var indexTmpl = template.Must(template.New("index").Funcs(funcs).Parse(`<!DOCTYP
 <table class="matrix">
 <tr><th rowspan="3">spec</th>{{range .Matrix.Runs}}<th class="run {{.Class}} divider" colspan="{{.Span}}"><a href="{{.Href}}">{{.Date}}</a><br><span style="font-weight:500">{{.Verdict}}</span></th>{{end}}</tr>
 <tr>{{range .Matrix.Columns}}<th class="g{{if .First}} divider{{end}}">{{.Guest}}</th>{{end}}</tr>
-<tr>{{range .Matrix.Columns}}<th class="k vert{{if .First}} divider{{end}}" title="{{.Kernel}}">{{.Kernel}}</th>{{end}}</tr>
+<tr>{{range .Matrix.Columns}}<th class="k vert{{if .First}} divider{{end}}" title="{{.Kernel}}">{{short .Kernel}}</th>{{end}}</tr>
 {{range .Matrix.Rows}}<tr><td class="spec">{{.Spec}}{{if .Labels}} <small>[{{.Labels}}]</small>{{end}}</td>{{range $i, $c := .Cells}}<td class="st {{$c.Class}}{{if $c.Regression}} reg{{end}}{{if (index $.Matrix.Columns $i).First}} divider{{end}}" title="{{$c.Title}}">{{if $c.Href}}<a href="{{$c.Href}}">{{$c.Text}}</a>{{else}}{{$c.Text}}{{end}}</td>{{end}}</tr>
 {{end}}</table>
 </main>
