@@ -329,7 +329,31 @@ func RenderIndex(w io.Writer, runs []*Summary, max int) error {
 			p.Matrix.Columns = append(p.Matrix.Columns, column{Run: s.Run, RunHref: h.Href, First: true})
 		}
 	}
-	for _, id := range sortedKeys(ids) {
+	// Rows that need a look first: regressed in the newest run, regressed in
+	// an earlier one shown, not passing in the newest run; then the rest.
+	rank := func(id string) int {
+		best := 3
+		for i, s := range shown {
+			for _, g := range s.Guests {
+				switch sp := g.Spec(id); {
+				case isRegression(s, g.Guest, id) && i == 0:
+					return 0
+				case isRegression(s, g.Guest, id):
+					best = min(best, 1)
+				case i == 0 && sp != nil && (sp.Status == Failed || sp.Status == Error):
+					best = min(best, 2)
+				}
+			}
+		}
+		return best
+	}
+	order := sortedKeys(ids)
+	ranks := map[string]int{}
+	for _, id := range order {
+		ranks[id] = rank(id)
+	}
+	sort.SliceStable(order, func(a, b int) bool { return ranks[order[a]] < ranks[order[b]] })
+	for _, id := range order {
 		r := row{Spec: id, Labels: strings.Join(ids[id], ", ")}
 		for _, col := range p.Matrix.Columns {
 			var s *Summary
@@ -447,7 +471,7 @@ th{background:#eef1f5;font-weight:600}
 .matrix th.run.bad{background:var(--fail);color:#fff}.matrix th.run.bad a{color:#fff}
 .matrix th.run.warn{background:var(--err-bg)}
 .matrix th.run.ok{background:var(--pass-bg)}
-.matrix th.vert{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;padding:6px 2px;height:136px;vertical-align:bottom;text-align:left}
+.matrix th.vert{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;padding:6px 2px;height:100px;vertical-align:bottom;text-align:left}
 td.st{text-align:center;font-weight:700;min-width:46px;font-size:15px;padding:3px 4px}
 td.st a{color:inherit;text-decoration:none;display:block}
 td.st.passed{background:var(--pass-bg);color:var(--pass)}
@@ -532,7 +556,7 @@ var indexTmpl = template.Must(template.New("index").Funcs(funcs).Parse(`<!DOCTYP
 <header>
 <h1>kspec nightly runs</h1>
 {{if .Latest}}<div class="verdict {{.Class}}">latest: {{.Verdict}}</div>
-<div class="meta">latest run <a href="{{.Latest.Run}}/report.html">{{.Latest.Run}}</a> · {{len .Runs}} runs shown{{if .Omitted}} ({{.Omitted}} older not shown){{end}} · newest on the left</div>
+<div class="meta">latest run <a href="{{.Latest.Run}}/report.html">{{.Latest.Run}}</a> · {{len .Runs}} runs shown{{if .Omitted}} ({{.Omitted}} older not shown){{end}} · newest on the left · specs that regressed or fail now come first</div>
 {{else}}<p>No runs yet.</p>{{end}}
 </header>
 <main>

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -210,6 +211,12 @@ func TestTwoNights(t *testing.T) {
 		t.Error("report.html refers to external resources")
 	}
 	index, _ := os.ReadFile(filepath.Join(out, IndexFile))
+	// The regressed spec is the first row, the failing and erroring ones next.
+	rows := regexp.MustCompile(`<tr><td class="spec">([^<]*)`).FindAllStringSubmatch(string(index), -1)
+	if len(rows) != 11 || rows[0][1] != "system calls reach their kernel implementation mkdir hits do_mkdirat in fs/namei.c " ||
+		rows[len(rows)-1][1] != "system calls reach their kernel implementation rmdir hits do_rmdir in fs/namei.c " {
+		t.Errorf("index rows: %q", rows)
+	}
 	for _, want := range []string{
 		`<a href="2026-11-26T020000Z/report.html">Nov 26 02:00</a>`,
 		`<a href="2026-11-25T020000Z/report.html">Nov 25 02:00</a>`,
