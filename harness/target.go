@@ -300,7 +300,8 @@ func ignoreClosed(err error) error {
 }
 
 // harnessErr wraps err with the operation and the console tail, and says
-// so when the cause is that QEMU died.
+// so when the cause is that QEMU died; when the kernel panicked (which may
+// end QEMU too), the panic is returned instead.
 func (t *Target) harnessErr(op string, err error) error {
 	var existing *HarnessError
 	if errors.As(err, &existing) {
@@ -309,6 +310,9 @@ func (t *Target) harnessErr(op string, err error) error {
 	var ke *KernelError
 	if errors.As(err, &ke) {
 		return err
+	}
+	if k := t.kernelFailure(t.kw.mark()); k != nil && k.Kind == "panic" {
+		return k // the kernel died, and QEMU with it (panic=-1, -no-reboot)
 	}
 	he := &HarnessError{Op: op, Err: t.explainBootFailure(err)}
 	var ce *guest.ConsoleError
