@@ -69,6 +69,37 @@ var _ = Describe("a guest kernel panic", Label("panic"), func() {
 	}, SpecTimeout(5*time.Minute))
 })
 
+var _ = Describe("a kernel oops", Label("oops"), func() {
+	It("fails the command that hit it as a KernelError, and later commands run", func(ctx SpecContext) {
+		t := boot(ctx)
+		bp, err := t.Break(ctx, "do_mkdirat")
+		Expect(err).NotTo(HaveOccurred())
+		pending, err := t.Start(ctx, "mkdir /tmp/kspec-oops")
+		Expect(err).NotTo(HaveOccurred())
+		waitCtx, cancel := context.WithTimeout(ctx, generous)
+		defer cancel()
+		_, err = bp.Wait(waitCtx)
+		Expect(err).NotTo(HaveOccurred())
+		// Jump to address 0 in kernel mode: the kernel oopses ("BUG: kernel
+		// NULL pointer dereference") and kills mkdir, and goes on running.
+		Expect(t.RSP().WriteRegister(ctx, "rip", 0)).To(Succeed())
+		Expect(t.ClearBreakpoints(ctx)).To(Succeed())
+
+		_, err = t.Collect(waitCtx, pending)
+		GinkgoWriter.Printf("kspec reported: %v\n", err)
+		var kerr *harness.KernelError
+		Expect(errors.As(err, &kerr)).To(BeTrue(), "want a *harness.KernelError, got %T: %v", err, err)
+		Expect(kerr.Kind).To(Equal("oops"))
+		Expect(kerr.Detail).To(ContainSubstring("BUG: kernel NULL pointer dereference, address: 0000000000000000"))
+		Expect(waitCtx.Err()).NotTo(HaveOccurred())
+
+		// The oops was reported once; the kernel still runs commands.
+		res, err := t.Shell(ctx, "echo alive")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Output).To(Equal("alive\n"))
+	}, SpecTimeout(5*time.Minute))
+})
+
 var _ = Describe("kspec exec on a guest that panics", Label("panic", "cli"), func() {
 	It("exits 1 and says kernel panic, with the panic text", func(ctx SpecContext) {
 		if _, err := harness.ResolveGuest(harness.Options{}); err != nil {
