@@ -177,6 +177,9 @@ func renderTranscript(raw string) string {
 			continue
 		}
 		had := line != ""
+		if loc := beginMarker.FindStringIndex(line); loc != nil && looksLikePrompt(line[:loc[0]]) {
+			line = line[loc[0]:] // the prompt the command was typed at
+		}
 		line = beginMarker.ReplaceAllString(line, "")
 		line = strings.ReplaceAll(line, "\x00", "")
 		if line == "" {
@@ -195,6 +198,13 @@ func renderTranscript(raw string) string {
 		b.WriteString(line + "\n")
 	}
 	return b.String()
+}
+
+// looksLikePrompt reports whether s ends like a shell prompt ("# ", "$ ",
+// "% ", "> ").
+func looksLikePrompt(s string) bool {
+	t := strings.TrimRight(s, " ")
+	return t != "" && len(t) < len(s) && strings.ContainsRune("#$%>", rune(t[len(t)-1]))
 }
 
 // BeginSpec marks the start of a spec: SpecReport's transcript starts here
@@ -300,7 +310,7 @@ func (t *Target) reportRegisters(ctx context.Context, thread int, stop *rsp.Stop
 		var buf [8]byte
 		copy(buf[:], v)
 		val := binary.LittleEndian.Uint64(buf[:])
-		fmt.Fprintf(&b, "%-9s %#018x", reg.Name, val)
+		fmt.Fprintf(&b, "%-9s 0x%016x", reg.Name, val)
 		if reg.Name == "rip" && t.syms != nil {
 			if sym, off, err := t.syms.SymbolAt(val); err == nil {
 				fmt.Fprintf(&b, " <%s+%#x>", sym.Name, off)

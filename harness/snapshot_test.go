@@ -286,4 +286,3 @@ func BenchmarkRestore(b *testing.B) {
 		}
 	})
 }
-
