@@ -466,7 +466,7 @@ th{background:#eef1f5;font-weight:600}
 .matrix td.spec{max-width:520px;min-width:260px}
 .matrix td.spec small{color:var(--muted)}
 .matrix th.k{font-weight:500;font-size:12px;color:var(--muted);text-align:center}
-.matrix th.g{text-align:center;font-size:12px}
+.matrix th.g{text-align:center;font-size:12px;white-space:nowrap}
 .matrix th.run{text-align:center;font-size:12px;white-space:nowrap}
 .matrix th.run.bad{background:var(--fail);color:#fff}.matrix th.run.bad a{color:#fff}
 .matrix th.run.warn{background:var(--err-bg)}
