@@ -1,0 +1,131 @@
+package linux_test
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/kspec/kspec/harness"
+)
+
+// Specs over processes: fork, exec, signals.
+var _ = Describe("processes", Label("process"), func() {
+	It("the shell forks a child through kernel_clone with SIGCHLD as its exit signal", Label("fork"), func(ctx SpecContext) {
+		// kernel_clone(struct kernel_clone_args *args)
+		hit, cmd := stopAt(ctx, "kernel_clone", "/bin/true", 0, nil)
+		Expect(hit).To(harness.StopIn("kernel_clone", "kernel/fork.c"))
+		Expect(hit).To(harness.HaveComm("sh"))
+		args := arg(ctx, hit, 0)
+		Expect(int32At(ctx, args+offset("struct kernel_clone_args", "exit_signal"))).To(BeEquivalentTo(sigCHLD))
+		flags := ptr(ctx, args+offset("struct kernel_clone_args", "flags"))
+		Expect(flags&(cloneVM|cloneVFork)).To(BeZero(), "a fork, not a thread or vfork (flags %#x)", flags)
+		cmd.finish(ctx)
+	}, SpecTimeout(time.Minute))
+
+	It("exec reaches bprm_execve with the program's path, read from kernel memory, while the child is still the shell", Label("exec"), func(ctx SpecContext) {
+		// bprm_execve(struct linux_binprm *bprm, int fd, struct filename *filename, int flags)
+		hit, cmd := stopAt(ctx, "bprm_execve", "/bin/uname -s", 0, nil)
+		Expect(hit).To(harness.StopIn("bprm_execve", "fs/exec.c"))
+		Expect(filenameArg(ctx, hit, 2)).To(Equal("/bin/uname"))
+		Expect(int32(arg(ctx, hit, 1))).To(BeEquivalentTo(atFDCWD))
+		Expect(hit).To(harness.HaveComm("sh"), "the forked child has not become uname yet")
+		task, err := hit.Task(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(task.PID).To(BeNumerically(">", 1))
+		Expect(cmd.finish(ctx).Output).To(Equal("Linux\n"))
+	}, SpecTimeout(time.Minute))
+
+	It("kill sends its signal through kill_pid_info to the struct pid of the process named", Label("signal"), func(ctx SpecContext) {
+		pid := backgroundSleep(ctx)
+		// kill_pid_info(int sig, struct kernel_siginfo *info, struct pid *pid)
+		hit, cmd := stopAt(ctx, "kill_pid_info", "kill -USR1 "+strconv.Itoa(pid), 0, nil)
+		Expect(hit).To(harness.StopIn("kill_pid_info", "kernel/signal.c"))
+		Expect(hit).To(harness.HaveComm("sh"), "kill is a shell builtin")
+		Expect(int32(arg(ctx, hit, 0))).To(BeEquivalentTo(sigUSR1))
+		spid := arg(ctx, hit, 2)
+		Expect(spid).NotTo(BeZero())
+		Expect(int32At(ctx, spid+offset("struct pid", "numbers[0].nr"))).To(BeEquivalentTo(pid))
+		cmd.finish(ctx)
+	}, SpecTimeout(time.Minute))
+
+	It("SIGTERM is delivered by send_signal_locked to the sleeping task, which dies of it", Label("signal"), func(ctx SpecContext) {
+		pid := backgroundSleep(ctx)
+		// send_signal_locked(int sig, struct kernel_siginfo *info, struct task_struct *t, enum pid_type type)
+		hit, cmd := stopAt(ctx, "send_signal_locked", "kill -TERM "+strconv.Itoa(pid), 0, func(h *harness.Hit) bool {
+			return int32(arg(ctx, h, 0)) == sigTERM
+		})
+		Expect(hit).To(harness.StopIn("send_signal_locked", "kernel/signal.c"))
+		task := arg(ctx, hit, 2)
+		Expect(taskComm(ctx, task)).To(Equal("sleep"))
+		Expect(taskTGID(ctx, task)).To(Equal(pid))
+		cmd.finish(ctx)
+		Expect(shellWithin(ctx, 10*time.Second, "until [ -s /tmp/kspec-sleep.status ]; do :; done; cat /tmp/kspec-sleep.status")).To(Equal("143\n"), "128 + SIGTERM")
+	}, SpecTimeout(time.Minute))
+})
+
+var _ = Describe("failing process calls", Label("process", "negative"), func() {
+	It("exec of a missing program reaches bprm_execve and the shell reports 127", Label("exec"), func(ctx SpecContext) {
+		hit, cmd := stopAt(ctx, "bprm_execve", "/bin/kspec-missing", 127, nil)
+		Expect(filenameArg(ctx, hit, 2)).To(Equal("/bin/kspec-missing"))
+		Expect(cmd.finish(ctx).Output).To(ContainSubstring("not found"))
+	}, SpecTimeout(time.Minute))
+
+	It("kill of a PID that does not exist reaches kill_pid_info without a struct pid", Label("signal"), func(ctx SpecContext) {
+		hit, cmd := stopAt(ctx, "kill_pid_info", "kill -USR1 32000", 1, nil)
+		Expect(int32(arg(ctx, hit, 0))).To(BeEquivalentTo(sigUSR1))
+		Expect(arg(ctx, hit, 2)).To(BeZero(), "find_vpid found no struct pid")
+		Expect(cmd.finish(ctx).Output).To(ContainSubstring("No such process"))
+	}, SpecTimeout(time.Minute))
+})
+
+// Specs over the kernel's own state.
+var _ = Describe("kernel state", Label("kernel"), func() {
+	It("hostname reaches sethostname with the new name, which the kernel's utsname holds afterwards", Label("sethostname"), func(ctx SpecContext) {
+		// __x64_sys_sethostname(const struct pt_regs *regs): name in rdi, len in rsi.
+		hit, cmd := stopAt(ctx, "__x64_sys_sethostname", "hostname kspec-renamed", 0, nil)
+		Expect(hit).To(harness.StopIn("__x64_sys_sethostname", "kernel/sys.c"))
+		Expect(hit).To(harness.HaveComm("hostname"))
+		Expect(cstring(ctx, sysArg(ctx, hit, "di"))).To(Equal("kspec-renamed"))
+		Expect(sysArg(ctx, hit, "si")).To(BeEquivalentTo(len("kspec-renamed")))
+		before, err := target.ReadString(ctx, "init_uts_ns.name.nodename")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(before).To(Equal(target.Spec().Hostname), "not renamed yet at the entry")
+		cmd.finish(ctx)
+		after, err := target.ReadString(ctx, "init_uts_ns.name.nodename")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(after).To(Equal("kspec-renamed"))
+	}, SpecTimeout(time.Minute))
+
+	It("uname reads the release the kernel keeps in init_uts_ns", Label("uname"), func(ctx SpecContext) {
+		// (The shell calls uname too, for its prompt's host name.)
+		hit, cmd := stopAt(ctx, "__do_sys_newuname", "uname -r", 0, commIs(ctx, "uname"))
+		Expect(hit).To(harness.HaveComm("uname"))
+		release, err := target.ReadString(ctx, "init_uts_ns.name.release")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(release).To(Equal(target.Spec().Version))
+		Expect(strings.TrimSpace(cmd.finish(ctx).Output)).To(Equal(release))
+	}, SpecTimeout(time.Minute))
+
+	It("reports a breakpoint on a symbol the kernel does not have as bad input", Label("negative"), func(ctx SpecContext) {
+		_, err := target.Break(ctx, "kspec_no_such_function")
+		Expect(err).To(MatchError(harness.ErrBadInput))
+		Expect(err.Error()).To(ContainSubstring("kspec_no_such_function"))
+	}, SpecTimeout(time.Minute))
+})
+
+// backgroundSleep starts a sleep in the background and returns its PID. A
+// non-interactive shell waits for it and writes its exit status to
+// /tmp/kspec-sleep.status.
+func backgroundSleep(ctx SpecContext) int {
+	GinkgoHelper()
+	shell(ctx, `sh -c 'sleep 60 & echo $! > /tmp/kspec-sleep.pid; wait $!; echo $? > /tmp/kspec-sleep.status' > /dev/null 2>&1 &`)
+	// The child is a forked shell until it has exec'd sleep: wait for that.
+	out := shell(ctx, `until [ -s /tmp/kspec-sleep.pid ]; do :; done; read p < /tmp/kspec-sleep.pid
+until read c < /proc/$p/comm && [ "$c" = sleep ]; do :; done; echo $p`)
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	Expect(err).NotTo(HaveOccurred(), "pid %q", out)
+	return pid
+}
