@@ -145,6 +145,7 @@ var (
 	beginMarker = regexp.MustCompile(`kspec:[0-9a-f]{16}:B`)
 	endMarker   = regexp.MustCompile(`^kspec:[0-9a-f]{16}:E:(\d+)$`)
 	escapes     = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+	typedAfter  = regexp.MustCompile(`(?m)^[^\n\x00]+\x00\$ `)
 )
 
 // renderTranscript makes a raw transcript readable: typed commands start
@@ -155,6 +156,14 @@ var (
 func renderTranscript(raw string) string {
 	s := escapes.ReplaceAllString(raw, "")
 	s = strings.ReplaceAll(s, "\r", "")
+	// A command typed at a prompt starts a line of its own, without the prompt.
+	s = typedAfter.ReplaceAllStringFunc(s, func(m string) string {
+		i := strings.Index(m, typedPrefix)
+		if looksLikePrompt(m[:i]) {
+			return typedPrefix
+		}
+		return m[:i] + "\n" + typedPrefix
+	})
 	var b strings.Builder
 	open := 0      // typed commands whose end marker has not been seen
 	blank := false // an empty line held back: it may be an end marker's
@@ -266,26 +275,33 @@ func (t *Target) SpecReport(ctx context.Context) SpecReport {
 	if stop != nil && stop.Thread > 0 {
 		thread = stop.Thread
 	}
-	r.Registers = t.reportRegisters(ctx, thread, stop)
+	var pc uint64
+	r.Registers, pc = t.reportRegisters(ctx, thread, stop)
+	if stop != nil && pc != 0 {
+		r.LastStop += "; the guest is stopped at " + t.describeStop(pc, *stop).String()
+	}
 	return r
 }
 
-// reportRegisters reads and formats thread's registers.
-func (t *Target) reportRegisters(ctx context.Context, thread int, stop *rsp.StopReply) (s string) {
+// reportRegisters reads and formats thread's registers; pc is the thread's
+// rip when the guest was stopped at the last stop, else 0.
+func (t *Target) reportRegisters(ctx context.Context, thread int, stop *rsp.StopReply) (s string, pc uint64) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	where := "at the last stop (the guest is stopped there)"
+	where := "where the guest is stopped (the last stop)"
+	stopped := stop != nil
 	if stop == nil {
 		where = "where the guest is stopped (no stop since the spec began)"
 	}
 	if t.gdb.Running() {
 		if err := t.gdb.Interrupt(ctx); err != nil {
-			return "the guest runs; interrupting it failed: " + err.Error()
+			return "the guest runs; interrupting it failed: " + err.Error(), 0
 		}
 		if _, err := t.gdb.WaitStop(ctx); err != nil {
-			return "the guest runs; interrupting it failed: " + err.Error()
+			return "the guest runs; interrupting it failed: " + err.Error(), 0
 		}
 		where = "where the guest was when the report was made (it was running; interrupted for the read and resumed)"
+		stopped = false
 		defer func() {
 			if err := t.gdb.Continue(ctx); err != nil {
 				s += "\n(resuming the guest failed: " + err.Error() + ")"
@@ -293,11 +309,11 @@ func (t *Target) reportRegisters(ctx context.Context, thread int, stop *rsp.Stop
 		}()
 	}
 	if err := t.gdb.SelectThread(ctx, thread); err != nil {
-		return "selecting vCPU thread " + fmt.Sprint(thread) + ": " + err.Error()
+		return "selecting vCPU thread " + fmt.Sprint(thread) + ": " + err.Error(), 0
 	}
 	regs, err := t.gdb.ReadAllRegisters(ctx)
 	if err != nil {
-		return "reading registers: " + err.Error()
+		return "reading registers: " + err.Error(), 0
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "cpu %d, %s\n", thread-1, where)
@@ -310,6 +326,9 @@ func (t *Target) reportRegisters(ctx context.Context, thread int, stop *rsp.Stop
 		var buf [8]byte
 		copy(buf[:], v)
 		val := binary.LittleEndian.Uint64(buf[:])
+		if reg.Name == "rip" && stopped {
+			pc = val
+		}
 		fmt.Fprintf(&b, "%-9s 0x%016x", reg.Name, val)
 		if reg.Name == "rip" && t.syms != nil {
 			if sym, off, err := t.syms.SymbolAt(val); err == nil {
@@ -323,5 +342,5 @@ func (t *Target) reportRegisters(ctx context.Context, thread int, stop *rsp.Stop
 			b.WriteString("   ")
 		}
 	}
-	return strings.TrimRight(b.String(), " \n")
+	return strings.TrimRight(b.String(), " \n"), pc
 }

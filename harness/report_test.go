@@ -90,3 +90,15 @@ func TestRecorderBusy(t *testing.T) {
 		t.Errorf("busy after settled %q", b)
 	}
 }
+
+func TestRenderTypedAfterPrompt(t *testing.T) {
+	var r recorder
+	r.Write([]byte("root@kspec:~# kspec:0123456789abcdef:B\nx\n\nkspec:0123456789abcdef:E:0\nroot@kspec:~# "))
+	r.typed("mkdir /tmp/d")
+	r.Write([]byte("partial output"))
+	r.typed("true")
+	raw, _ := r.since(0)
+	if got, want := renderTranscript(raw), "x\n$ mkdir /tmp/d\npartial output\n$ true\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
