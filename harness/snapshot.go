@@ -275,17 +275,8 @@ func (t *Target) RestoreSnapshot(ctx context.Context, tag string) error {
 // stopAndForget stops the guest in the debugger, removes every breakpoint
 // and watchpoint in QEMU and forgets kspec's.
 func (t *Target) stopAndForget(ctx context.Context) error {
-	if t.gdb.Running() {
-		if err := t.gdb.Interrupt(ctx); err != nil {
-			return err
-		}
-		stop, err := t.gdb.WaitStop(ctx)
-		if err != nil {
-			return err
-		}
-		if err := t.checkExited(stop); err != nil {
-			return err
-		}
+	if err := t.stopInDebugger(ctx); err != nil {
+		return err
 	}
 	// QEMU answers `?` with a stop reply and removes all breakpoints and
 	// watchpoints (gdb_breakpoint_remove_all), TCG and KVM alike.
@@ -301,6 +292,53 @@ func (t *Target) stopAndForget(ctx context.Context) error {
 	t.mu.Unlock()
 	t.forgetWatchpoints()
 	return nil
+}
+
+// stopInDebugger leaves the VM stopped with no stop reply in flight, so
+// that the next packet is answered by its own reply. QMP says whether the
+// VM really runs: the RSP client cannot see a VM resumed behind its back
+// (QMP cont), and a packet sent then would stop the VM and be answered
+// twice.
+func (t *Target) stopInDebugger(ctx context.Context) error {
+	st, err := t.machine.QMP().Status(ctx)
+	if err != nil {
+		return fmt.Errorf("query the run state: %w", err)
+	}
+	if !st.Running {
+		if t.gdb.Running() {
+			// Stopped by a breakpoint, QMP stop or the guest: its stop
+			// reply is on the way (QEMU sends one for every stop).
+			wctx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err := t.gdb.WaitStop(wctx)
+			cancel()
+			if err != nil && ctx.Err() != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Running, whatever the client believes: interrupt it and wait for the
+	// stop that answers. When the client believes it stopped (it was
+	// resumed behind its back), stop replies still queued are stale.
+	if !t.gdb.Running() {
+		t.gdb.DrainStops()
+	}
+	if err := t.gdb.Interrupt(ctx); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	stop, err := t.gdb.WaitStop(wctx)
+	if err != nil {
+		// A stop that came between the status query and the drain (a
+		// breakpoint) leaves the interrupt unanswered: the VM is stopped
+		// all the same.
+		if st, serr := t.machine.QMP().Status(ctx); serr == nil && !st.Running {
+			return nil
+		}
+		return fmt.Errorf("interrupt the guest: %w", err)
+	}
+	return t.checkExited(stop)
 }
 
 // settleShell gets commands of the old timeline out of the way before a

@@ -144,6 +144,35 @@ func TestResetRealGuest(t *testing.T) {
 			if err := tg.Reset(ctx); err != nil {
 				t.Fatal(err)
 			}
+
+			// A guest resumed behind the debugger's back (QMP stop, then
+			// cont) is reset all the same, and no stale stop reply is left
+			// to confuse the next spec.
+			if err := tg.QMP().Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitStops(t, tg, 1)
+			if err := tg.QMP().Cont(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := tg.Reset(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !tg.gdb.Running() || tg.gdb.Stops() != 0 {
+				t.Fatalf("after Reset: running %v, %d stops queued", tg.gdb.Running(), tg.gdb.Stops())
+			}
+			if err := tg.QMP().Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitStops(t, tg, 1)
+			time.Sleep(200 * time.Millisecond)
+			if n := tg.gdb.Stops(); n != 1 {
+				t.Errorf("a QMP stop after Reset queued %d stop replies, want 1", n)
+			}
+			if err := tg.Reset(ctx); err != nil { // from a QMP-paused guest
+				t.Fatal(err)
+			}
+			mustShell(t, ctx, tg, "true")
 		})
 	}
 }
@@ -351,4 +380,16 @@ func BenchmarkRestore(b *testing.B) {
 			}
 		}
 	})
+}
+
+// waitStops waits until n stop replies are queued.
+func waitStops(t *testing.T, tg *Target, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for tg.gdb.Stops() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d stop replies queued, want %d", tg.gdb.Stops(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
