@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kspec/kspec/rsp"
 	"github.com/kspec/kspec/symbols"
@@ -231,11 +232,27 @@ func (t *Target) describeStop(pc uint64, stop rsp.StopReply) *Hit {
 	return h
 }
 
+// checkExited turns an exit stop reply (W/X: QEMU is shutting down) into an
+// error. The gdbstub can report the exit before the console reader has
+// seen the panic text that caused it (panic=-1 with -no-reboot), so it
+// waits for QEMU to be reaped and the console drained, and reports a kernel
+// panic when there was one rather than blaming the harness.
 func (t *Target) checkExited(stop rsp.StopReply) error {
-	if stop.Kind == 'W' || stop.Kind == 'X' {
-		return &HarnessError{Op: "wait for a stop", Err: fmt.Errorf("the guest exited (stop reply %q)", stop.Raw), ConsoleTail: t.ConsoleTail(4096)}
+	if stop.Kind != 'W' && stop.Kind != 'X' {
+		return nil
 	}
-	return nil
+	if t.machine != nil {
+		timer := time.NewTimer(5 * time.Second) // bounds a QEMU that would not exit
+		select {
+		case <-t.machine.Done():
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+	if k := t.kernelFailure(t.kw.mark()); k != nil {
+		return k
+	}
+	return &HarnessError{Op: "wait for a stop", Err: fmt.Errorf("the guest exited (stop reply %q)", stop.Raw), ConsoleTail: t.ConsoleTail(4096)}
 }
 
 // notHit interrupts the guest and builds the diagnosis for a breakpoint
