@@ -295,33 +295,25 @@ func (t *Target) stopAndForget(ctx context.Context) error {
 }
 
 // stopInDebugger leaves the VM stopped with no stop reply in flight, so
-// that the next packet is answered by its own reply. QMP says whether the
-// VM really runs: the RSP client cannot see a VM resumed behind its back
-// (QMP cont), and a packet sent then would stop the VM and be answered
-// twice.
+// that the next packet is answered by its own reply.
+//
+// A client that believes the guest runs interrupts it and waits for the
+// stop: the interrupt's, or one already on its way (a breakpoint; QEMU
+// ignores the interrupt byte then), or the one that follows a continue
+// still in flight. A client that believes the guest stopped cannot see a
+// VM resumed behind its back (QMP cont), so QMP is asked; a packet sent
+// to a running VM would stop it and be lost.
 func (t *Target) stopInDebugger(ctx context.Context) error {
-	st, err := t.machine.QMP().Status(ctx)
-	if err != nil {
-		return fmt.Errorf("query the run state: %w", err)
-	}
-	if !st.Running {
-		if t.gdb.Running() {
-			// Stopped by a breakpoint, QMP stop or the guest: its stop
-			// reply is on the way (QEMU sends one for every stop).
-			wctx, cancel := context.WithTimeout(ctx, time.Second)
-			_, err := t.gdb.WaitStop(wctx)
-			cancel()
-			if err != nil && ctx.Err() != nil {
-				return err
-			}
+	behindBack := !t.gdb.Running()
+	if behindBack {
+		st, err := t.machine.QMP().Status(ctx)
+		if err != nil {
+			return fmt.Errorf("query the run state: %w", err)
 		}
-		return nil
-	}
-	// Running, whatever the client believes: interrupt it and wait for the
-	// stop that answers. When the client believes it stopped (it was
-	// resumed behind its back), stop replies still queued are stale.
-	if !t.gdb.Running() {
-		t.gdb.DrainStops()
+		if !st.Running {
+			return nil
+		}
+		t.gdb.DrainStops() // stale: they describe a stop that QMP ended
 	}
 	if err := t.gdb.Interrupt(ctx); err != nil {
 		return err
@@ -330,11 +322,13 @@ func (t *Target) stopInDebugger(ctx context.Context) error {
 	defer cancel()
 	stop, err := t.gdb.WaitStop(wctx)
 	if err != nil {
-		// A stop that came between the status query and the drain (a
-		// breakpoint) leaves the interrupt unanswered: the VM is stopped
-		// all the same.
-		if st, serr := t.machine.QMP().Status(ctx); serr == nil && !st.Running {
-			return nil
+		// Resumed behind the client's back, the guest may have stopped
+		// at a breakpoint between the status query and the drain, and
+		// QEMU ignores the interrupt then: it is stopped all the same.
+		if behindBack && ctx.Err() == nil {
+			if st, serr := t.machine.QMP().Status(ctx); serr == nil && !st.Running {
+				return nil
+			}
 		}
 		return fmt.Errorf("interrupt the guest: %w", err)
 	}
