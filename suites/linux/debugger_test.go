@@ -117,6 +117,13 @@ var _ = Describe("the debugger at a kernel stop", Label("debugger"), func() {
 		DeferCleanup(func(ctx SpecContext) { Expect(target.ClearBreakpoints(ctx)).To(Succeed()) }, NodeTimeout(time.Minute))
 		gdb := target.RSP()
 
+		// The debugger's continue (Break ends with one) returns once it is
+		// sent; a QMP stop that overtook it would find the VM already
+		// stopped and QEMU would send no T02. Wait until QMP sees it run.
+		Eventually(func(ctx context.Context) (bool, error) {
+			st, err := target.QMP().Status(ctx)
+			return st.Running, err
+		}).WithContext(ctx).Should(BeTrue())
 		// QEMU 7.2 reports a QMP stop to the debugger as T02 ...
 		Expect(target.QMP().Stop(ctx)).To(Succeed())
 		Eventually(gdb.Stops).WithContext(ctx).Should(Equal(1))
