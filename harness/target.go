@@ -65,6 +65,14 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 		if spec.Symbols == "" {
 			return nil, fmt.Errorf("%w: guest %s has no symbol file; give one (symbols in the guest config or --symbols)", ErrBadInput, spec.Name)
 		}
+		// Symbols from another build put breakpoints in the wrong places:
+		// refuse them before anything boots (Linux: the vmlinux banner must
+		// match the bzImage's build string).
+		if spec.OS == "linux" && spec.Kernel != "" {
+			if err := guest.CheckSymbols(spec.Kernel, spec.Symbols); err != nil {
+				return nil, fmt.Errorf("%w: guest %s: %w (give the vmlinux built with %s)", ErrBadInput, spec.Name, err, spec.Kernel)
+			}
+		}
 		t.syms, err = symbols.Open(spec.Symbols)
 		if err != nil {
 			return nil, fmt.Errorf("%w: symbols of guest %s: %w", ErrBadInput, spec.Name, err)
