@@ -292,11 +292,14 @@ func TestMissingBinaries(t *testing.T) {
 		t.Fatalf("missing qemu: %v", err)
 	}
 	needQEMU(t)
-	_, err = Start(ctx, Config{FirmwareOnly: true, QEMUImg: "/nonexistent/qemu-img-kspec", QEMU: "qemu-system-x86_64"})
+	m, err := Start(ctx, Config{FirmwareOnly: true, QEMUImg: "/nonexistent/qemu-img-kspec", QEMU: "qemu-system-x86_64", RunDirBase: shortBase(t)})
 	if err != nil {
 		// "/nonexistent/qemu-img-kspec" is not "qemu-img", so Start falls
 		// back to qemu-img on $PATH, which exists here.
 		t.Fatalf("fallback to qemu-img on PATH: %v", err)
+	}
+	if err := m.Stop(context.Background()); err != nil { // leave no QEMU or run dir behind
+		t.Fatal(err)
 	}
 	// qemu-system-x86_64 in a directory without qemu-img, and no qemu-img
 	// on $PATH either.
