@@ -19,35 +19,10 @@ import (
 // inspection needs the guest stopped in the debugger; a Hit is inspected
 // while the guest is still stopped there.
 
-// Frame is one frame of a backtrace, innermost first. Calls inlined by the
-// compiler get frames of their own (Inlined, with the PC of the function
-// they were inlined into), as gdb's bt shows them.
-type Frame struct {
-	Function string
-	File     string
-	Line     int
-	// PC is the stop address for the innermost frame and the return
-	// address for its callers (File and Line then name the call).
-	PC uint64
-	// Inlined is true when Function was inlined into the next frame.
-	Inlined bool
-	// StopReason is set on the last frame when the unwinder could not go
-	// further before reaching user space (no call-frame information,
-	// unreadable stack).
-	StopReason string
-}
-
-// String formats the frame like a line of gdb's bt.
-func (f Frame) String() string {
-	s := fmt.Sprintf("%#x in %s", f.PC, f.Function)
-	if f.File != "" {
-		s += fmt.Sprintf(" at %s:%d", f.File, f.Line)
-	}
-	if f.Inlined {
-		s += " [inlined]"
-	}
-	return s
-}
+// Frame is one frame of a backtrace, innermost first: symbols' unwinder
+// frame (function, file:line, PC, inlined, stop reason), formatted like a
+// line of gdb's bt by its String method.
+type Frame = symbols.Frame
 
 // Task is the kernel's current task on a stopped vCPU: on Linux the
 // task_struct that `current` names, on FreeBSD curthread and its process.
@@ -377,10 +352,7 @@ func unwind(syms *symbols.Table, pc uint64, regs map[int]uint64, read func(uint6
 			sf = append(sf, more...)
 		}
 	}
-	frames := make([]Frame, len(sf))
-	for i, f := range sf {
-		frames[i] = Frame{Function: f.Function, File: f.File, Line: f.Line, PC: f.PC, Inlined: f.Inlined, StopReason: f.StopReason}
-	}
+	frames := sf
 	// The kernel's entry code is assembler without call-frame information;
 	// below it are the user registers (pt_regs), not a caller. Ending there
 	// is the user/kernel boundary, not a failure.
