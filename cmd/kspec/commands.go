@@ -119,11 +119,7 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	opts.NoDebugger = true
-	opts.Logf = logTo(stderr)
-	if *verbose {
-		opts.Transcript = stderr
-	}
-	t, err := harness.Boot(ctx, opts)
+	t, err := bootWithProgress(ctx, opts, *verbose, stderr)
 	if err != nil {
 		return err
 	}
@@ -150,6 +146,16 @@ func clampStatus(s int) int {
 		return exitFailed
 	}
 	return s
+}
+
+// bootWithProgress boots the guest with progress lines on stderr and, when
+// verbose, the guest's console too.
+func bootWithProgress(ctx context.Context, opts harness.Options, verbose bool, stderr io.Writer) (*harness.Target, error) {
+	opts.Logf = logTo(stderr)
+	if verbose {
+		opts.Transcript = stderr
+	}
+	return harness.Boot(ctx, opts)
 }
 
 func logTo(w io.Writer) func(string, ...any) {

@@ -98,11 +98,7 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	opts.Spec = spec
-	opts.Logf = logTo(stderr)
-	if *verbose {
-		opts.Transcript = stderr
-	}
-	t, err := harness.Boot(ctx, opts)
+	t, err := bootWithProgress(ctx, opts, *verbose, stderr)
 	if err != nil {
 		return err
 	}
