@@ -281,6 +281,14 @@ func (c *Client) Close() error {
 	return c.closeErr
 }
 
+// Done returns a channel that is closed when the connection is gone: the
+// stub closed it, a read or write failed, or Close was called. Err says why.
+func (c *Client) Done() <-chan struct{} { return c.dead }
+
+// Err returns nil while the connection is up, else why it went away (an
+// error wrapping ErrConnectionClosed).
+func (c *Client) Err() error { return c.deadErr() }
+
 // fail records that the connection is gone and fails every pending request.
 func (c *Client) fail(cause error) {
 	c.mu.Lock()
