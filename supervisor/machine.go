@@ -43,7 +43,8 @@ type Machine struct {
 
 	cmd    *exec.Cmd
 	pid    int
-	mon    *qmp.Monitor
+	monMu  sync.Mutex   // guards mon, which ReconnectQMP replaces
+	mon    *qmp.Monitor // the current QMP connection
 	con    *ConsoleStream
 	stderr *tailFile
 
@@ -211,7 +212,7 @@ func Start(ctx context.Context, cfg Config) (_ *Machine, err error) {
 		}
 		return nil, fmt.Errorf("supervisor: qemu (pid %d) did not answer on QMP: %w; stderr: %s", m.pid, err, m.StderrTail(2048))
 	}
-	cleanups = append(cleanups, func() { m.mon.Close() })
+	cleanups = append(cleanups, func() { m.QMP().Close() })
 
 	if cfg.GDB == "tcp" {
 		addr, err := m.resolveGDBAddr(ctx)
@@ -332,7 +333,7 @@ func (m *Machine) kill() {
 
 // resolveGDBAddr finds the port QEMU bound for the gdbstub (port 0 = any).
 func (m *Machine) resolveGDBAddr(ctx context.Context) (string, error) {
-	cs, err := m.mon.Chardevs(ctx)
+	cs, err := m.QMP().Chardevs(ctx)
 	if err != nil {
 		return "", fmt.Errorf("supervisor: find gdbstub port: %w", err)
 	}
@@ -371,7 +372,57 @@ func parseChardevTCP(filename string) (string, error) {
 func (m *Machine) Paths() Paths { return m.paths }
 
 // QMP returns the connected QMP monitor.
-func (m *Machine) QMP() *qmp.Monitor { return m.mon }
+func (m *Machine) QMP() *qmp.Monitor {
+	m.monMu.Lock()
+	defer m.monMu.Unlock()
+	return m.mon
+}
+
+// ReconnectQMP replaces a QMP connection that was lost while QEMU still
+// runs: QEMU's QMP socket accepts a new client once the old one is gone.
+// When the current connection is up it is returned unchanged. The error
+// says why no connection could be made: QEMU exited (its *ExitError), a stop
+// was requested, or the socket did not answer before ctx ended. Events sent
+// while no connection was up are lost; subscribers of the old Monitor see
+// their channels closed and must subscribe again.
+func (m *Machine) ReconnectQMP(ctx context.Context) (*qmp.Monitor, error) {
+	m.monMu.Lock()
+	defer m.monMu.Unlock()
+	old := m.mon
+	if old.Err() == nil {
+		return old, nil
+	}
+	if m.stopRequested.Load() {
+		return nil, fmt.Errorf("supervisor: QMP connection lost (%w) while QEMU is being stopped", old.Err())
+	}
+	if err := m.Err(); err != nil {
+		return nil, fmt.Errorf("supervisor: QMP connection lost: %w", err)
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // QEMU dying ends the redial at once
+		select {
+		case <-m.done:
+			cancel()
+		case <-dctx.Done():
+		}
+	}()
+	mon, err := qmp.Dial(dctx, m.paths.QMPSocket)
+	if err != nil {
+		select {
+		case <-m.done:
+			if m.exitErr != nil {
+				return nil, fmt.Errorf("supervisor: QMP connection lost (%v), and QEMU exited: %w", old.Err(), m.exitErr)
+			}
+			return nil, fmt.Errorf("supervisor: QMP connection lost (%v), and QEMU exited", old.Err())
+		default:
+		}
+		return nil, fmt.Errorf("supervisor: QMP connection lost (%v), and reconnecting failed: %w", old.Err(), err)
+	}
+	_ = old.Close()
+	m.mon = mon
+	return mon, nil
+}
 
 // Console returns the guest's serial console (a *ConsoleStream): reads
 // return what the guest printed, writes type to the guest. See
@@ -457,7 +508,7 @@ func (m *Machine) stop(ctx context.Context) error {
 	var errs []error
 	if !m.exited(0) {
 		qctx, cancel := context.WithTimeout(ctx, quitTimeout)
-		quitErr := m.mon.Quit(qctx) // on failure, signals follow at once
+		quitErr := m.QMP().Quit(qctx) // on failure, signals follow at once
 		cancel()
 		if quitErr != nil || !m.exitedCtx(ctx, quitGrace) {
 			_ = syscall.Kill(-m.pid, syscall.SIGTERM)
@@ -469,7 +520,7 @@ func (m *Machine) stop(ctx context.Context) error {
 			}
 		}
 	}
-	_ = m.mon.Close()
+	_ = m.QMP().Close()
 	if err := m.con.close(); err != nil && !errors.Is(err, os.ErrClosed) {
 		errs = append(errs, fmt.Errorf("supervisor: close console: %w", err))
 	}

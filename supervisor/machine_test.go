@@ -19,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kspec/kspec/internal/faultinject"
+	"github.com/kspec/kspec/qmp"
 )
 
 // TestMain doubles as the harness-death helper: re-executed with
@@ -773,5 +776,46 @@ func TestStopWithoutQMP(t *testing.T) {
 	t.Logf("Stop without QMP took %v", time.Since(begin))
 	if m.Err() != nil {
 		t.Fatalf("Err = %v", m.Err())
+	}
+}
+
+// TestReconnectQMP drops QEMU's end of the QMP connection for real and
+// checks that ReconnectQMP gets a working monitor back, and that after QEMU
+// is killed it says so instead of retrying.
+func TestReconnectQMP(t *testing.T) {
+	needQEMU(t)
+	m := start(t, Config{FirmwareOnly: true, RunDirBase: shortBase(t)})
+	ctx := t.Context()
+	old := m.QMP()
+	if same, err := m.ReconnectQMP(ctx); err != nil || same != old {
+		t.Fatalf("ReconnectQMP on a live connection = %p, %v; want the same monitor %p", same, err, old)
+	}
+	n, err := faultinject.SeverUnixConnections(m.PID(), m.Paths().QMPSocket)
+	if err != nil || n != 1 {
+		t.Fatalf("sever QMP: %d connections, %v", n, err)
+	}
+	<-old.Done()
+	if !errors.Is(old.Err(), qmp.ErrClosed) {
+		t.Fatalf("old monitor's error %v does not wrap qmp.ErrClosed", old.Err())
+	}
+	mon, err := m.ReconnectQMP(ctx)
+	if err != nil {
+		t.Fatalf("ReconnectQMP after a lost connection: %v", err)
+	}
+	if mon == old || m.QMP() != mon {
+		t.Fatal("ReconnectQMP did not install a new monitor")
+	}
+	if _, err := mon.Status(ctx); err != nil {
+		t.Fatalf("query-status on the new connection: %v", err)
+	}
+
+	if err := syscall.Kill(m.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-m.Done()
+	<-mon.Done()
+	_, err = m.ReconnectQMP(ctx)
+	if err == nil || !strings.Contains(err.Error(), "SIGKILL") {
+		t.Fatalf("ReconnectQMP after QEMU was killed = %v; want an error naming SIGKILL", err)
 	}
 }
