@@ -66,6 +66,9 @@ func (t *Target) ReadMemory(ctx context.Context, addr uint64, n int) ([]byte, er
 	if n < 0 {
 		return nil, fmt.Errorf("%w: %s: negative length", ErrBadInput, op)
 	}
+	if err := t.ensureDebugger(ctx); err != nil {
+		return nil, err
+	}
 	if err := t.checkStopped(op); err != nil {
 		return nil, err
 	}

@@ -81,6 +81,9 @@ func (t *Target) Break(ctx context.Context, name string) (*Breakpoint, error) {
 // that arrives while it runs; kspec stops it explicitly so that the stop
 // reply is consumed and the client stays in step.
 func (t *Target) whileStopped(ctx context.Context, fn func() error) error {
+	if err := t.ensureDebugger(ctx); err != nil {
+		return err
+	}
 	wasRunning := t.gdb.Running()
 	if wasRunning {
 		if _, err := t.Interrupt(ctx); err != nil {
@@ -115,6 +118,12 @@ func (bp *Breakpoint) Wait(ctx context.Context) (*Hit, error) {
 		if k := t.kw.since(mark); k != nil { // never resume a dead kernel
 			return nil, k
 		}
+		if err := t.ensureDebugger(ctx); err != nil {
+			return nil, err
+		}
+		if len(bp.hits) > 0 { // reached while the connection was down
+			continue
+		}
 		if !t.gdb.Running() {
 			if t.absorbQueuedStops(ctx) {
 				continue
@@ -127,6 +136,9 @@ func (bp *Breakpoint) Wait(ctx context.Context) (*Hit, error) {
 		if err != nil {
 			if k := t.kernelFailure(mark); k != nil {
 				return nil, k
+			}
+			if errors.Is(err, rsp.ErrConnectionClosed) && ctx.Err() == nil && t.machineGone() == nil {
+				continue // lost the stub: reconnect at the top of the loop
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return nil, bp.notHit(ctx.Err())

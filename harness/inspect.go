@@ -200,6 +200,9 @@ var errNoTarget = errors.New("the hit has no target (it was not returned by a Ta
 // debugger is not running the guest and h's vCPU is at h.PC. It leaves
 // h's vCPU selected.
 func (t *Target) stoppedAt(ctx context.Context, h *Hit) error {
+	if err := t.ensureDebugger(ctx); err != nil {
+		return err
+	}
 	if err := t.requireStopped(); err != nil {
 		return err
 	}
@@ -882,6 +885,9 @@ func (t *Target) withStopped(ctx context.Context, fn func() error) error {
 	if t.gdb == nil {
 		return &HarnessError{Op: "inspect the guest", Err: errors.New("no debugger attached")}
 	}
+	if err := t.ensureDebugger(ctx); err != nil {
+		return err
+	}
 	if !t.gdb.Running() {
 		return fn()
 	}
@@ -1010,6 +1016,9 @@ func (w *Watchpoint) Wait(ctx context.Context) (*Hit, error) {
 		if !active {
 			return nil, fmt.Errorf("%w: watchpoint on %s was cleared", ErrBadInput, w.Expr)
 		}
+		if err := t.ensureDebugger(ctx); err != nil {
+			return nil, err
+		}
 		if !t.gdb.Running() {
 			if t.absorbQueuedStops(ctx) {
 				continue
@@ -1022,6 +1031,9 @@ func (w *Watchpoint) Wait(ctx context.Context) (*Hit, error) {
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, w.notHit(ctx.Err())
+			}
+			if errors.Is(err, rsp.ErrConnectionClosed) && t.machineGone() == nil {
+				continue // lost the stub: reconnect at the top of the loop
 			}
 			return nil, t.harnessErr("wait for the watchpoint on "+w.Expr, err)
 		}
@@ -1162,6 +1174,9 @@ func (t *Target) stepOverBreakpoints(ctx context.Context) error {
 // stay masked, so the step does not wander into an interrupt handler).
 // Breakpoints do not fire on the stepped instruction.
 func (t *Target) Step(ctx context.Context, cpu int) (*Hit, error) {
+	if err := t.ensureDebugger(ctx); err != nil {
+		return nil, err
+	}
 	if err := t.requireStopped(); err != nil {
 		return nil, t.harnessErr("step", err)
 	}

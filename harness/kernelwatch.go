@@ -302,7 +302,16 @@ func (t *Target) startKernelWatch() {
 		}
 	}
 	t.kw.mu.Unlock()
-	events, unsubscribe := t.machine.QMP().Subscribe(16)
+	t.subscribePanics(t.machine.QMP())
+}
+
+// subscribePanics feeds mon's GUEST_PANICKED events to the kernel watch
+// (again after a QMP reconnection, ending the old subscription).
+func (t *Target) subscribePanics(mon *qmp.Monitor) {
+	if t.unwatch != nil {
+		t.unwatch()
+	}
+	events, unsubscribe := mon.Subscribe(16)
 	t.unwatch = unsubscribe
 	go func() {
 		for ev := range events {

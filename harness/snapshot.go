@@ -140,8 +140,10 @@ func (t *Target) SaveSnapshot(ctx context.Context, tag string) error {
 	t.snap.mu.Lock()
 	defer t.snap.mu.Unlock()
 	vmstate, devices := t.machine.SnapshotNodes()
-	mon := t.machine.QMP()
-	var err error
+	mon, err := t.monitor(ctx)
+	if err != nil {
+		return err
+	}
 	if t.snap.effective() == SnapshotJob {
 		if t.snap.saved[tag] {
 			// The job refuses to overwrite; HMP savevm replaces.
@@ -175,8 +177,10 @@ func (t *Target) DeleteSnapshot(ctx context.Context, tag string) error {
 	t.snap.mu.Lock()
 	defer t.snap.mu.Unlock()
 	_, devices := t.machine.SnapshotNodes()
-	mon := t.machine.QMP()
-	var err error
+	mon, err := t.monitor(ctx)
+	if err != nil {
+		return err
+	}
 	if t.snap.effective() == SnapshotJob {
 		err = mon.SnapshotDelete(ctx, tag, devices)
 		if t.noteNoJobs(err) {
@@ -208,7 +212,10 @@ func (t *Target) noteNoJobs(err error) bool {
 
 // loadSnapshot restores tag with the configured method; t.snap.mu is held.
 func (t *Target) loadSnapshot(ctx context.Context, tag string) error {
-	mon := t.machine.QMP()
+	mon, err := t.monitor(ctx)
+	if err != nil {
+		return err
+	}
 	if t.snap.effective() == SnapshotJob {
 		vmstate, devices := t.machine.SnapshotNodes()
 		err := mon.SnapshotLoad(ctx, tag, vmstate, devices)
@@ -243,6 +250,9 @@ func (t *Target) loadSnapshot(ctx context.Context, tag string) error {
 // the restore; the console sync then waits for it (bounded by ctx).
 func (t *Target) RestoreSnapshot(ctx context.Context, tag string) error {
 	op := "restore snapshot " + tag
+	if err := t.checkSnapshotTag(ctx, op, tag); err != nil { // snapshotcheck.go
+		return err
+	}
 	if busy := t.rec.busy(); len(busy) > 0 {
 		t.settleShell(ctx, busy)
 	}
@@ -263,7 +273,7 @@ func (t *Target) RestoreSnapshot(ctx context.Context, tag string) error {
 		}
 	}
 	if err != nil {
-		return t.harnessErr(op, err)
+		return t.snapshotLoadErr(ctx, op, tag, err)
 	}
 	t.rec.settled()
 	if err := t.console.Sync(ctx); err != nil {
@@ -275,6 +285,9 @@ func (t *Target) RestoreSnapshot(ctx context.Context, tag string) error {
 // stopAndForget stops the guest in the debugger, removes every breakpoint
 // and watchpoint in QEMU and forgets kspec's.
 func (t *Target) stopAndForget(ctx context.Context) error {
+	if err := t.ensureDebugger(ctx); err != nil {
+		return err
+	}
 	if err := t.stopInDebugger(ctx); err != nil {
 		return err
 	}
@@ -306,7 +319,11 @@ func (t *Target) stopAndForget(ctx context.Context) error {
 func (t *Target) stopInDebugger(ctx context.Context) error {
 	behindBack := !t.gdb.Running()
 	if behindBack {
-		st, err := t.machine.QMP().Status(ctx)
+		mon, err := t.monitor(ctx)
+		if err != nil {
+			return err
+		}
+		st, err := mon.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("query the run state: %w", err)
 		}

@@ -1,0 +1,235 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kspec/kspec/qmp"
+	"github.com/kspec/kspec/rsp"
+)
+
+// Lost connections. QEMU's gdbstub and QMP sockets accept a new client once
+// the old one is gone, and the VM keeps its state meanwhile (QEMU keeps the
+// breakpoints of a debugger that vanished). So when either connection drops
+// while QEMU lives, kspec connects again and carries on: the operation that
+// noticed the loss either continues transparently (Breakpoint.Wait, and
+// every operation that finds the connection already gone) or, for a request
+// that was on the wire when the connection dropped and might have taken
+// effect, returns a HarnessError saying the connection was lost and
+// restored. When QEMU has exited or the socket no longer answers, the error
+// is a HarnessError naming that — never a hang.
+
+// reconnectTimeout bounds one reconnection (dial, handshake, re-arming).
+const reconnectTimeout = 15 * time.Second
+
+// exitGrace is how long a failed reconnection waits for QEMU to be reaped
+// when it is exiting anyway, so that the error names the real cause (QEMU
+// was killed) rather than the refused connection that followed from it.
+const exitGrace = 2 * time.Second
+
+// ensureDebugger reconnects to the gdbstub if kspec's connection to it is
+// gone while QEMU runs. It does nothing when the connection is up or there
+// is no debugger. It returns a *HarnessError when no new connection can be
+// made, or a *KernelError when the kernel panicked meanwhile.
+func (t *Target) ensureDebugger(ctx context.Context) error {
+	if t.gdb == nil || t.gdb.Err() == nil {
+		return nil
+	}
+	return t.reconnectDebugger(ctx)
+}
+
+// reconnectDebugger replaces the lost gdbstub connection. A new connection
+// stops the VM (QEMU stops it for every debugger that attaches); kspec
+// re-arms its breakpoints and watchpoints, records a breakpoint that a vCPU
+// reached while nobody listened, and otherwise resumes a guest that was
+// running, so the loss is invisible to the spec.
+func (t *Target) reconnectDebugger(ctx context.Context) error {
+	old := t.gdb
+	lost := old.Err()
+	wasRunning := old.Running()
+	_ = old.Close()
+	if k := t.kernelFailure(t.kw.mark()); k != nil && k.Kind == "panic" {
+		return k
+	}
+	rctx, cancel := context.WithTimeout(ctx, reconnectTimeout)
+	defer cancel()
+	if err := t.machineGone(); err != nil {
+		return &HarnessError{Op: "reconnect to the gdbstub", Err: fmt.Errorf("gdbstub connection lost (%v): %w", lost, err), ConsoleTail: t.ConsoleTail(2048)}
+	}
+	conn, err := t.machine.DialGDB(rctx)
+	if err == nil {
+		var c *rsp.Client
+		c, err = rsp.Connect(rctx, conn, rsp.Options{})
+		if err == nil {
+			t.gdb = c
+		}
+	}
+	if err != nil {
+		if gone := t.waitMachineGone(); gone != nil {
+			err = gone
+		}
+		return &HarnessError{Op: "reconnect to the gdbstub", Err: fmt.Errorf("gdbstub connection lost (%v), and reconnecting failed: %w", lost, err), ConsoleTail: t.ConsoleTail(2048)}
+	}
+	t.opts.Logf("gdbstub connection lost (%v); reconnected", lost)
+	if err := t.rearm(rctx); err != nil {
+		return &HarnessError{Op: "re-arm breakpoints after reconnecting to the gdbstub", Err: err}
+	}
+	if !wasRunning {
+		return nil // stopped where it was: a hit, or after Interrupt
+	}
+	if t.recordReachedBreakpoints(rctx) {
+		return nil // a hit while nobody listened: stay stopped there
+	}
+	if err := t.resume(rctx); err != nil {
+		return &HarnessError{Op: "resume the guest after reconnecting to the gdbstub", Err: err}
+	}
+	return nil
+}
+
+// rearm makes QEMU's breakpoints and watchpoints match kspec's: each is
+// removed (QEMU keeps those of a vanished debugger; a stub that dropped them
+// answers the removal with an error, which is fine) and inserted once.
+func (t *Target) rearm(ctx context.Context) error {
+	type point struct {
+		kind rsp.BreakKind
+		addr uint64
+		size int
+	}
+	var points []point
+	t.mu.Lock()
+	for addr, bp := range t.breakpoints {
+		if bp.active {
+			points = append(points, point{rsp.Software, addr, 1})
+		}
+	}
+	t.mu.Unlock()
+	t.insp.mu.Lock()
+	for _, w := range t.insp.watchpoints {
+		if w.active {
+			points = append(points, point{w.Kind, w.Addr, w.Size})
+		}
+	}
+	t.insp.mu.Unlock()
+	for _, p := range points {
+		err := t.gdb.ClearBreakpoint(ctx, p.kind, p.addr, p.size)
+		var remote *rsp.RemoteError
+		if err != nil && !errors.As(err, &remote) {
+			return err
+		}
+		if err := t.gdb.SetBreakpoint(ctx, p.kind, p.addr, p.size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordReachedBreakpoints records a hit for every vCPU that stands on one
+// of kspec's breakpoints: QEMU stopped there while no debugger listened,
+// and its stop reply went nowhere. It reports whether it recorded any.
+func (t *Target) recordReachedBreakpoints(ctx context.Context) bool {
+	threads, err := t.gdb.Threads(ctx)
+	if err != nil {
+		return false
+	}
+	hit := false
+	for _, th := range threads {
+		pc, err := t.cpuRegister(ctx, th-1, "rip")
+		if err != nil {
+			continue
+		}
+		t.mu.Lock()
+		bp := t.breakpoints[pc]
+		t.mu.Unlock()
+		if bp != nil {
+			stop := rsp.StopReply{Kind: 'T', Signal: 5, Thread: th, Core: -1, Raw: "(stopped while the gdbstub connection was down)"}
+			bp.hits = append(bp.hits, t.describeStop(pc, stop))
+			hit = true
+		}
+	}
+	return hit
+}
+
+// monitor returns the QMP connection, reconnecting first if it was lost
+// while QEMU runs; kspec's panic watch is subscribed again on the new
+// connection, and a panic that happened while no connection was up is
+// picked up from the run state.
+func (t *Target) monitor(ctx context.Context) (*qmp.Monitor, error) {
+	mon := t.machine.QMP()
+	if mon.Err() == nil {
+		return mon, nil
+	}
+	lost := mon.Err()
+	if err := t.machineGone(); err != nil {
+		return nil, &HarnessError{Op: "reconnect to QMP", Err: fmt.Errorf("QMP connection lost (%v): %w", lost, err), ConsoleTail: t.ConsoleTail(2048)}
+	}
+	rctx, cancel := context.WithTimeout(ctx, reconnectTimeout)
+	defer cancel()
+	mon, err := t.machine.ReconnectQMP(rctx)
+	if err != nil {
+		if gone := t.waitMachineGone(); gone != nil {
+			err = fmt.Errorf("QMP connection lost (%v): %w", lost, gone)
+		}
+		return nil, &HarnessError{Op: "reconnect to QMP", Err: err, ConsoleTail: t.ConsoleTail(2048)}
+	}
+	t.opts.Logf("QMP connection lost (%v); reconnected", lost)
+	t.subscribePanics(mon)
+	if st, err := mon.Status(rctx); err == nil && st.State == "guest-panicked" {
+		t.kw.gotPanicEvent(qmp.Event{Name: "GUEST_PANICKED", Data: map[string]any{"action": "pause"}})
+	}
+	return mon, nil
+}
+
+// machineGone returns why QEMU is gone, or nil while it runs.
+func (t *Target) machineGone() error {
+	select {
+	case <-t.machine.Done():
+		if err := t.machine.Err(); err != nil {
+			return fmt.Errorf("QEMU exited: %w", err)
+		}
+		return errors.New("QEMU exited")
+	default:
+		return nil
+	}
+}
+
+// waitMachineGone gives a QEMU that refuses connections a moment to be
+// reaped, and returns why it is gone, or nil if it still runs: a killed
+// QEMU closes its sockets a moment before its parent learns how it died.
+func (t *Target) waitMachineGone() error {
+	timer := time.NewTimer(exitGrace)
+	defer timer.Stop()
+	select {
+	case <-t.machine.Done():
+	case <-timer.C:
+	}
+	return t.machineGone()
+}
+
+// afterLostConnection handles an operation's error that says the gdbstub
+// or QMP connection was lost while its request was on the wire. It reports
+// handled=true for such errors and then reconnects: rerr is nil when the
+// new connection is up (the operation may be retried), else the error that
+// explains why there is none.
+func (t *Target) afterLostConnection(err error) (rerr error, handled bool) {
+	if t.machine == nil {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), reconnectTimeout)
+	defer cancel()
+	switch {
+	case errors.Is(err, rsp.ErrConnectionClosed) && t.gdb != nil && t.gdb.Err() != nil:
+		if t.machineGone() != nil {
+			return nil, false // QEMU died: the caller explains that
+		}
+		return t.reconnectDebugger(ctx), true
+	case errors.Is(err, qmp.ErrClosed) && t.machine.QMP().Err() != nil:
+		if t.machineGone() != nil {
+			return nil, false
+		}
+		_, rerr := t.monitor(ctx)
+		return rerr, true
+	}
+	return nil, false
+}
