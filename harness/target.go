@@ -169,8 +169,19 @@ func (t *Target) Symbols() *symbols.Table { return t.syms }
 // RSP is kspec's GDB client attached to QEMU's gdbstub (nil with NoDebugger).
 func (t *Target) RSP() *rsp.Client { return t.gdb }
 
-// QMP is the QEMU monitor connection.
-func (t *Target) QMP() *qmp.Monitor { return t.machine.QMP() }
+// QMP is the QEMU monitor connection. If it was lost while QEMU runs, QMP
+// connects again first (bounded; on failure the lost Monitor is returned,
+// and its calls say why).
+func (t *Target) QMP() *qmp.Monitor {
+	if t.machine.QMP().Err() != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), reconnectTimeout)
+		defer cancel()
+		if mon, err := t.monitor(ctx); err == nil {
+			return mon
+		}
+	}
+	return t.machine.QMP()
+}
 
 // Machine is the supervised QEMU process.
 func (t *Target) Machine() *supervisor.Machine { return t.machine }
@@ -196,6 +207,9 @@ func (t *Target) ConsoleTail(n int) string {
 // kernel panics or oopses meanwhile, Shell returns a *KernelError with the
 // kernel's text at once (with the result when the command still finished).
 func (t *Target) Shell(ctx context.Context, cmd string) (guest.Result, error) {
+	if err := t.ensureDebugger(ctx); err != nil {
+		return guest.Result{}, err
+	}
 	if t.gdb != nil && !t.gdb.Running() {
 		return guest.Result{}, &HarnessError{Op: "shell " + cmd, Err: errors.New("the guest is stopped in the debugger; call Continue first")}
 	}
@@ -218,6 +232,9 @@ func (t *Target) Shell(ctx context.Context, cmd string) (guest.Result, error) {
 // the command runs while a breakpoint waits. Wait on the result later
 // (Collect returns a kernel panic or oops as soon as it happens).
 func (t *Target) Start(ctx context.Context, cmd string) (*guest.Pending, error) {
+	if err := t.ensureDebugger(ctx); err != nil {
+		return nil, err
+	}
 	t.rec.typed(cmd)
 	mark := t.kw.mark()
 	p, err := t.console.Start(ctx, cmd)
@@ -240,6 +257,9 @@ func collected(p *guest.Pending) bool {
 // kspec's breakpoints is first stepped past it, as gdb does (QEMU would
 // report the same breakpoint again at once).
 func (t *Target) Continue(ctx context.Context) error {
+	if err := t.ensureDebugger(ctx); err != nil {
+		return err
+	}
 	if t.gdb == nil || t.gdb.Running() {
 		return nil
 	}
@@ -253,6 +273,9 @@ func (t *Target) Continue(ctx context.Context) error {
 func (t *Target) Interrupt(ctx context.Context) (rsp.StopReply, error) {
 	if t.gdb == nil {
 		return rsp.StopReply{}, &HarnessError{Op: "interrupt", Err: errors.New("no debugger attached")}
+	}
+	if err := t.ensureDebugger(ctx); err != nil {
+		return rsp.StopReply{}, err
 	}
 	if !t.gdb.Running() {
 		return rsp.StopReply{}, nil
@@ -321,6 +344,12 @@ func (t *Target) harnessErr(op string, err error) error {
 	}
 	if k := t.kernelFailure(t.kw.mark()); k != nil && k.Kind == "panic" {
 		return k // the kernel died, and QEMU with it (panic=-1, -no-reboot)
+	}
+	if rerr, handled := t.afterLostConnection(err); handled {
+		if rerr != nil {
+			return rerr
+		}
+		err = fmt.Errorf("%w (the connection was lost while the request was on the wire; kspec reconnected, so the operation may be retried)", err)
 	}
 	he := &HarnessError{Op: op, Err: t.explainBootFailure(err)}
 	var ce *guest.ConsoleError
