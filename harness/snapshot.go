@@ -265,7 +265,8 @@ func (t *Target) RestoreSnapshot(ctx context.Context, tag string) error {
 	t.snap.mu.Lock()
 	err := t.loadSnapshot(ctx, tag)
 	t.snap.mu.Unlock()
-	if t.gdb != nil {
+	damaged := err != nil && t.snapshotDamaged(ctx, tag, err) // snapshotcheck.go: QEMU reset the machine
+	if t.gdb != nil && !damaged {
 		// Resume whether or not the load worked: a failed load changes
 		// nothing, and the guest must not be left stopped by kspec.
 		if cerr := t.gdb.Continue(ctx); cerr != nil {
@@ -273,7 +274,7 @@ func (t *Target) RestoreSnapshot(ctx context.Context, tag string) error {
 		}
 	}
 	if err != nil {
-		return t.snapshotLoadErr(ctx, op, tag, err)
+		return t.snapshotLoadErr(ctx, op, tag, err, damaged)
 	}
 	t.rec.settled()
 	if err := t.console.Sync(ctx); err != nil {
