@@ -125,6 +125,10 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 	}
 	t.BootDuration = time.Since(start)
 	o.Logf("logged in as %s after %s", spec.User, t.BootDuration.Round(time.Millisecond))
+	if err := t.verifyRunningKernel(bootCtx); err != nil { // verify.go: the vmlinux is the running kernel's
+		_ = t.Close()
+		return nil, err
+	}
 	return t, nil
 }
 
