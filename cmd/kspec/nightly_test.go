@@ -216,17 +216,28 @@ func TestNightlyInterrupted(t *testing.T) {
 	bin, guestFile := fixtureNightly(t)
 	out := t.TempDir()
 	t.Setenv("FIXTURE_BOOT", "hang")
+	ready := filepath.Join(t.TempDir(), "hanging")
+	t.Setenv("FIXTURE_HANG_READY", ready)
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, []string{"nightly", "--out", out, "--suite-binary", bin, "--guests", guestFile}, &stdout, &stderr)
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "running 9 specs") && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	// Poll for the fixture's sign that it is inside the hanging boot (a
+	// file it writes there), then interrupt.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("the fixture suite never reached its hanging boot\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond)
 	cancel()
 	code := <-done
 	if code != exitFailed || !strings.Contains(stderr.String(), "interrupted; the guests were stopped") {

@@ -28,6 +28,10 @@ var flip = os.Getenv("FIXTURE_FLIP") != ""
 
 var _ = BeforeSuite(func(ctx SpecContext) {
 	if os.Getenv("FIXTURE_BOOT") == "hang" { // a boot that never ends, until interrupted
+		if ready := os.Getenv("FIXTURE_HANG_READY"); ready != "" {
+			// Tell the test the suite is inside the hanging boot now.
+			Expect(os.WriteFile(ready, nil, 0o600)).To(Succeed())
+		}
 		<-ctx.Done()
 		Expect(&harness.HarnessError{Op: "boot", Err: ctx.Err()}).NotTo(HaveOccurred())
 	}
