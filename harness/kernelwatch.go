@@ -209,6 +209,16 @@ func (w *kernelWatch) addLocked(kind, detail string) {
 	w.changed = make(chan struct{})
 }
 
+// panic returns the kernel panic seen on this guest, or nil.
+func (w *kernelWatch) panic() *KernelError {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.panicked
+}
+
 // mark returns where an operation that starts now begins to look for
 // failures (see since).
 func (w *kernelWatch) mark() int {
@@ -370,7 +380,36 @@ func (t *Target) fail(op string, mark int, err error) error {
 	if k := t.kernelFailure(mark); k != nil {
 		return k
 	}
-	return t.harnessErr(op, err)
+	var diagnosis string
+	if errors.Is(err, context.DeadlineExceeded) {
+		diagnosis = t.diagnoseHang()
+	}
+	herr := t.harnessErr(op, err)
+	if he, ok := herr.(*HarnessError); ok && diagnosis != "" {
+		he.Diagnosis = diagnosis
+	}
+	return herr
+}
+
+// diagnoseHang is called when the guest did not answer in time: it stops
+// a running guest in the debugger, lists where each vCPU is (function,
+// file:line, pc) and resumes it, so the report says where the kernel hangs
+// while the guest stays as it was. It returns "" when there is no debugger
+// or the guest is not running under it.
+func (t *Target) diagnoseHang() string {
+	if t.gdb == nil || t.gdb.Err() != nil || !t.gdb.Running() || t.machineGone() != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := t.Interrupt(ctx); err != nil {
+		return "interrupting the guest to see where it was failed: " + err.Error()
+	}
+	d := "guest interrupted, vCPUs:" + strings.TrimSuffix(t.describeCPUs(ctx), ";")
+	if err := t.resume(ctx); err != nil {
+		d += " (resuming it failed: " + err.Error() + ")"
+	}
+	return d
 }
 
 // Collect waits for the result of a command sent with Start, like

@@ -99,13 +99,22 @@ func (t *Target) SaveBaseline(ctx context.Context) error {
 
 // Reset brings the guest back to the baseline (see SaveBaseline) and marks
 // the start of a new spec (see BeginSpec): RestoreSnapshot(BaselineSnapshot)
-// followed by BeginSpec. Call it before every spec.
+// followed by BeginSpec. Call it before every spec. When the last spec
+// killed the guest (QEMU exited or was killed, or the kernel panicked),
+// Reset boots a fresh guest instead and saves its baseline (restart.go).
 func (t *Target) Reset(ctx context.Context) error {
 	t.snap.mu.Lock()
 	ok := t.snap.baseline
 	t.snap.mu.Unlock()
 	if !ok {
 		return &HarnessError{Op: "reset", Err: errors.New("no baseline snapshot: call SaveBaseline after Boot")}
+	}
+	if why := t.needsRestart(); why != nil { // restart.go
+		if err := t.restart(ctx, why); err != nil {
+			return &HarnessError{Op: "reset", Err: err}
+		}
+		t.BeginSpec()
+		return nil
 	}
 	if err := t.RestoreSnapshot(ctx, BaselineSnapshot); err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 type Target struct {
 	opts    Options
 	spec    *guest.Spec
+	profile *guest.Profile
 	machine *supervisor.Machine
 	console *guest.Console
 	gdb     *rsp.Client
@@ -56,6 +57,9 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 	if err := CheckQEMU(o.QEMU); err != nil {
 		return nil, err
 	}
+	if err := CheckRunDirBase(); err != nil { // rundir.go: $TMPDIR holds the sockets
+		return nil, err
+	}
 	profile, err := guest.ProfileFor(spec.OS)
 	if err != nil {
 		return nil, fmt.Errorf("%w: guest %s: %w", ErrBadInput, spec.Name, err)
@@ -79,9 +83,27 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 		}
 	}
 
+	t.profile = profile
 	bootCtx, cancel := context.WithTimeout(ctx, o.BootTimeout)
 	defer cancel()
-	start := time.Now()
+	if err := t.start(bootCtx); err != nil {
+		_ = t.Close()
+		return nil, err
+	}
+	if err := t.verifyRunningKernel(bootCtx); err != nil { // verify.go: the vmlinux is the running kernel's
+		_ = t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// start boots the guest: QEMU, the console, the kernel watch, the debugger
+// attached at reset, and the login. Boot calls it once; Reset calls it
+// again (with fresh connections and no breakpoints) when QEMU is gone. On
+// failure the caller closes the Target.
+func (t *Target) start(bootCtx context.Context) error {
+	o, spec := t.opts, t.spec
+	begin := time.Now()
 	cleanStale(o)
 
 	accel := ChooseAccel(bootCtx, o, spec)
@@ -97,39 +119,31 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 		PanicDevice: true,
 	}
 	o.Logf("booting %s %s (%s)", spec.Name, spec.Version, accel)
+	var err error
 	t.machine, err = supervisor.Start(bootCtx, cfg)
 	if err != nil {
-		t.closeSymbols()
-		return nil, &HarnessError{Op: "start QEMU", Err: err}
+		return &HarnessError{Op: "start QEMU", Err: err}
 	}
 	var transcript io.Writer = &t.rec
 	if o.Transcript != nil {
 		transcript = io.MultiWriter(o.Transcript, &t.rec)
 	}
 	t.kw = newKernelWatch(t.ConsoleTail)
-	t.console = guest.NewConsole(t.machine.Console(), profile, guest.ConsoleOptions{Transcript: transcript, OnKernelLine: t.kw.line})
+	t.console = guest.NewConsole(t.machine.Console(), t.profile, guest.ConsoleOptions{Transcript: transcript, OnKernelLine: t.kw.line})
 	t.startKernelWatch()
 
 	if err := t.attachAndRun(bootCtx); err != nil {
-		herr := t.fail("attach the debugger and start the guest", 0, err)
-		_ = t.Close()
-		return nil, herr
+		return t.fail("attach the debugger and start the guest", 0, err)
 	}
 	loginCtx, release := t.kw.watch(bootCtx, 0)
 	err = t.console.Login(loginCtx, spec.User, spec.Password)
 	release()
 	if err != nil {
-		herr := t.fail(fmt.Sprintf("log in to %s as %s", spec.Name, spec.User), 0, err)
-		_ = t.Close()
-		return nil, herr
+		return t.fail(fmt.Sprintf("log in to %s as %s", spec.Name, spec.User), 0, err)
 	}
-	t.BootDuration = time.Since(start)
+	t.BootDuration = time.Since(begin)
 	o.Logf("logged in as %s after %s", spec.User, t.BootDuration.Round(time.Millisecond))
-	if err := t.verifyRunningKernel(bootCtx); err != nil { // verify.go: the vmlinux is the running kernel's
-		_ = t.Close()
-		return nil, err
-	}
-	return t, nil
+	return nil
 }
 
 // attachAndRun connects kspec's RSP client while QEMU is still halted at
@@ -383,6 +397,9 @@ func StartMachine(ctx context.Context, opts Options, halted bool) (*supervisor.M
 		return nil, nil, err
 	}
 	if err := CheckQEMU(o.QEMU); err != nil {
+		return nil, nil, err
+	}
+	if err := CheckRunDirBase(); err != nil { // rundir.go: $TMPDIR holds the sockets
 		return nil, nil, err
 	}
 	cleanStale(o)
