@@ -44,12 +44,18 @@ func (e *KernelError) Error() string {
 // not start, the gdbstub or QMP connection was lost, a wait timed out, the
 // guest could not be logged into. Op names what kspec was doing.
 type HarnessError struct {
-	Op          string
-	Err         error
+	Op  string
+	Err error
+	// Diagnosis says where the guest was when a wait on it timed out
+	// (each vCPU's function, file:line and pc), when kspec could look.
+	Diagnosis   string
 	ConsoleTail string
 }
 
 func (e *HarnessError) Error() string {
+	if e.Diagnosis != "" {
+		return fmt.Sprintf("harness error: %s: %s; %v%s", e.Op, e.Diagnosis, e.Err, tailSuffix(e.ConsoleTail))
+	}
 	return fmt.Sprintf("harness error: %s: %v%s", e.Op, e.Err, tailSuffix(e.ConsoleTail))
 }
 
