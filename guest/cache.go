@@ -206,6 +206,9 @@ func loadPrepared(dir, name, cacheDir string) (*Spec, error) {
 			return nil, damaged("%s has %d bytes, the manifest says %d", a.File, fi.Size(), a.Size)
 		}
 	}
+	if err := checkContents(dir, m); err != nil { // integrity.go
+		return nil, damaged("%v", err)
+	}
 	data, err := os.ReadFile(filepath.Join(dir, FileSpec))
 	if err != nil {
 		return nil, damaged("%v", err)

@@ -109,6 +109,12 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 			return nil, res, fmt.Errorf("guest: preparing %s: %w", name, ctx.Err())
 		}
 		spec, ferr := Find(name, cacheDir)
+		if ferr == nil {
+			ferr = Verify(filepath.Dir(spec.Symbols))
+		}
+		if errors.Is(ferr, ErrCorrupt) {
+			return nil, res, fmt.Errorf("guest: preparing %s: the prepared version is damaged (%w), and kspec cannot build it again: %w", name, ferr, cause)
+		}
 		if ferr != nil {
 			return nil, res, fmt.Errorf("guest: preparing %s: %w", name, cause)
 		}
@@ -132,10 +138,14 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 	res.Dir = vdir
 	if _, err := os.Stat(vdir); err == nil && !opts.Force {
 		spec, err := loadPrepared(vdir, name, cacheDir)
+		if err == nil { // a prepare repairs what it finds, it does not trust sizes: compare checksums
+			say("verifying the checksums of %s %s at %s", name, r.ABI, vdir)
+			err = Verify(vdir)
+		}
 		m, merr := readManifest(vdir)
 		switch {
 		case err != nil:
-			say("%s %s at %s is damaged (%v); building it again", name, r.ABI, vdir, errors.Unwrap(err))
+			say("%s %s at %s is damaged (%v); building it again", name, r.ABI, vdir, err)
 		case merr == nil && m.InitramfsRecipe != initramfs.RecipeVersion:
 			say("%s %s at %s has an initramfs of recipe %d, kspec now builds %d; building it again",
 				name, r.ABI, vdir, m.InitramfsRecipe, initramfs.RecipeVersion)
