@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -70,6 +71,10 @@ func cmdGuestList(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, name := range guest.KnownGuests() {
 		spec, err := guest.Find(name, *cache)
+		if errors.Is(err, guest.ErrCorrupt) {
+			fmt.Fprintf(stdout, "%-16s damaged: %v\n", name, err)
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(stdout, "%-16s not prepared (kspec guest prepare --guest %s)\n", name, name)
 			continue
