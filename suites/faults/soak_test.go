@@ -64,20 +64,37 @@ var _ = Describe("a long run on one guest", Label("soak"), func() {
 		for i := range warm {
 			cycle(i)
 		}
-		runtime.GC()
-		rss0, fds0, g0 := rssKiB(), openFDs(), runtime.NumGoroutine()
+		rss0, heap0, fds0, g0 := rssKiB(), liveHeapKiB(), openFDs(), runtime.NumGoroutine()
 		start := time.Now()
-		for i := warm; i < n; i++ {
+		mid := warm + (n-warm)/2
+		for i := warm; i < mid; i++ {
+			cycle(i)
+		}
+		heapMid := liveHeapKiB()
+		for i := mid; i < n; i++ {
 			cycle(i)
 		}
 		elapsed := time.Since(start)
-		runtime.GC()
-		rss1, fds1, g1 := rssKiB(), openFDs(), runtime.NumGoroutine()
-		report := "soak: %d cycles after %d warm-up cycles in %s (%s per cycle): RSS %d → %d KiB, fds %d → %d, goroutines %d → %d\n"
-		args := []any{n - warm, warm, elapsed.Round(time.Millisecond), (elapsed / time.Duration(max(n-warm, 1))).Round(time.Millisecond), rss0, rss1, fds0, fds1, g0, g1}
+		rss1, heap1, fds1, g1 := rssKiB(), liveHeapKiB(), openFDs(), runtime.NumGoroutine()
+		report := "soak: %d cycles after %d warm-up cycles in %s (%s per cycle): RSS %d → %d KiB, live heap %d → %d → %d KiB (start, half-way, end), fds %d → %d, goroutines %d → %d\n"
+		args := []any{n - warm, warm, elapsed.Round(time.Millisecond), (elapsed / time.Duration(max(n-warm, 1))).Round(time.Millisecond),
+			rss0, rss1, heap0, heapMid, heap1, fds0, fds1, g0, g1}
 		GinkgoWriter.Printf(report, args...)
 		AddReportEntry("soak", strings.TrimSpace(fmt.Sprintf(report, args...)))
 		Expect(fds1).To(BeNumerically("<=", fds0), "file descriptors grew")
 		Expect(g1).To(BeNumerically("<=", g0+2), "goroutines grew")
+		// A leak grows with every cycle, so the second half would add as
+		// much as the first; RSS is reported but not judged (the Go
+		// runtime returns freed pages to the OS lazily).
+		Expect(heap1).To(BeNumerically("<=", heapMid+max(heapMid/20, 256)), "the live heap grew in the second half of the run")
 	}, SpecTimeout(2*time.Hour))
 })
+
+// liveHeapKiB is the Go heap in use after a full collection: what the
+// process still references, unlike RSS.
+func liveHeapKiB() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc / 1024
+}
