@@ -464,6 +464,27 @@ func (c *Console) Login(ctx context.Context, user, password string) error {
 	return nil
 }
 
+// Logout ends the logged-in shell (it sends "exit") and returns once the
+// guest prints a login prompt again (its init respawns getty), so that
+// Login can follow. The prompt is left for Login to find: Logout does not
+// consume it. No command may be pending (see Start). Kernel messages are
+// cut out as in Expect, so one printed inside the prompt does not hide it.
+// A timeout (e.g. a guest whose init does not respawn getty) wraps ctx's
+// error and carries the console's tail.
+func (c *Console) Logout(ctx context.Context) error {
+	if err := c.send(ctx, "exit"+c.profile.Enter); err != nil {
+		return err
+	}
+	what := "logging out: never printed the login prompt (" + c.profile.LoginPrompt.String() + ")"
+	return c.wait(ctx, what, func() (bool, error) {
+		v, _, err := c.view(c.mark)
+		if err != nil {
+			return false, err
+		}
+		return c.profile.LoginPrompt.Match(v), nil
+	})
+}
+
 // waitLoginPrompt waits for the login prompt, nudging getty with an empty
 // line every LoginNudge.
 func (c *Console) waitLoginPrompt(ctx context.Context) error {

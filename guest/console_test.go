@@ -253,6 +253,46 @@ func TestConsole(t *testing.T) {
 					t.Errorf("Tail shows the password or no redaction: %q", tail)
 				}
 			}},
+		// LoginNudge -1: Login after Logout must find the prompt Logout
+		// waited for, not one that a nudge makes getty print again.
+		{"logout, then log in again through kernel messages", nil, ConsoleOptions{LoginNudge: -1}, func(e env) {
+			login(e)
+			run(e, "hostname", "kspec\n", 0)
+			e.g.mu.Lock()
+			e.g.mangle = func(s string) string {
+				s = strings.Replace(s, "login: ", "log"+kmsg+"in: ", 1)
+				return strings.Replace(s, "Password: ", "Pass"+kmsg+"word: ", 1)
+			}
+			e.g.mu.Unlock()
+			if err := e.c.Logout(e.ctx); err != nil {
+				e.t.Fatal(err)
+			}
+			if err := e.c.Login(e.ctx, "root", "not-the-password"); !errors.Is(err, ErrLoginIncorrect) {
+				e.t.Fatalf("Login with a wrong password after Logout = %v, want ErrLoginIncorrect", err)
+			}
+			login(e)
+			run(e, "uname -r", "6.1.0-56-cloud-amd64\n", 0)
+			if err := e.c.Logout(e.ctx); err != nil {
+				e.t.Fatal(err)
+			}
+			login(e)
+			run(e, "hostname", "kspec\n", 0)
+		}},
+		{"logout without a new login prompt: timeout carries the tail", nil, ConsoleOptions{}, func(e env) {
+			login(e)
+			e.g.mu.Lock()
+			e.g.mangle = func(s string) string { return strings.Replace(s, "kspec login: ", "init gave up", 1) }
+			e.g.mu.Unlock()
+			ctx, cancel := context.WithTimeout(e.ctx, 200*time.Millisecond)
+			defer cancel()
+			err := e.c.Logout(ctx)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				e.t.Fatalf("err = %v, want DeadlineExceeded", err)
+			}
+			if !strings.Contains(err.Error(), "logging out") || !strings.Contains(err.Error(), "init gave up") {
+				e.t.Errorf("error lacks what was awaited or the console tail: %v", err)
+			}
+		}},
 		{"expect", nil, ConsoleOptions{}, func(e env) {
 			m, err := e.c.Expect(e.ctx, regexp.MustCompile(`\w+ login: `))
 			if err != nil || m != "kspec login: " {

@@ -118,7 +118,9 @@ func (g *fakeGuest) readLine(echo bool) (string, bool) {
 	return l, true
 }
 
-// getty runs getty and login until a login succeeds, then the shell.
+// getty runs getty and login until a login succeeds, then the shell; after
+// the shell's "exit" it starts over, like init respawning getty (which
+// resets the tty).
 func (g *fakeGuest) getty() {
 	for {
 		g.emit("\nkspec login: ")
@@ -140,8 +142,12 @@ func (g *fakeGuest) getty() {
 			continue
 		}
 		g.emit("\n\nBusyBox v1.35.0 built-in shell (ash)\n\n" + g.prompt)
-		g.shell()
-		return
+		if !g.shell() {
+			return
+		}
+		g.mu.Lock()
+		g.echo, g.onlcr = true, true
+		g.mu.Unlock()
 	}
 }
 
@@ -150,12 +156,16 @@ var (
 	fakeEnd   = regexp.MustCompile(`^\}; printf '\\n%s:%s:E:%d\\n' kspec ([0-9a-f]{16}) \$\?$`)
 )
 
-// shell runs framed commands until the console side goes away.
-func (g *fakeGuest) shell() {
+// shell runs framed commands until the console side goes away (false) or
+// it reads "exit" (true).
+func (g *fakeGuest) shell() bool {
 	for {
 		l, ok := g.readLine(true)
 		if !ok {
-			return
+			return false
+		}
+		if l == "exit" {
+			return true
 		}
 		m := fakeBegin.FindStringSubmatch(l)
 		if m == nil {
@@ -166,7 +176,7 @@ func (g *fakeGuest) shell() {
 		for {
 			l, ok = g.readLine(true)
 			if !ok {
-				return
+				return false
 			}
 			if e := fakeEnd.FindStringSubmatch(l); e != nil {
 				if e[1] != nonce {
