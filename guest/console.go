@@ -211,20 +211,40 @@ func (c *Console) readLoop() {
 // echoRedactor hides a password that the guest echoed: some login(1)s
 // (busybox's among them) print the password prompt before they turn off
 // the tty's echo, so a password sent at once is echoed. Armed when the
-// password is sent, it holds the output back until the end of the line and
-// replaces the password in it.
+// password is sent, it holds the output back until the end of the first
+// line that is not a kernel message and replaces the password in it.
+// Kernel messages (see Profile.KernelLine) that arrive meanwhile, before
+// the echo or in the middle of it, pass at once, ahead of the text held
+// back: otherwise a message would end the watch before the echo came, or
+// split the password so that it is not found, and a kernel panic would
+// wait for login(1).
 type echoRedactor struct {
 	secret string
+	kernel *regexp.Regexp // start of a kernel message; nil: none
 	armed  bool
-	buf    []byte
+	buf    []byte // unfinished line
+	user   []byte // text held back, kernel messages cut out
 }
 
 // redacted replaces an echoed password.
 const redacted = "********"
 
-// arm starts watching for secret.
-func (r *echoRedactor) arm(secret string) {
-	r.secret, r.armed, r.buf = secret, secret != "", nil
+// arm starts watching for secret; kernel is Profile.KernelLine.
+func (r *echoRedactor) arm(secret string, kernel *regexp.Regexp) {
+	*r = echoRedactor{secret: secret, kernel: kernel, armed: secret != ""}
+}
+
+// kernelAt returns where a kernel message starts in the complete line l,
+// or -1: like cleaner.line, the last timestamp of a line ending in "\r\n".
+func (r *echoRedactor) kernelAt(l []byte) int {
+	if r.kernel == nil || !bytes.HasSuffix(l, []byte("\r\n")) {
+		return -1
+	}
+	locs := r.kernel.FindAllIndex(l, -1)
+	if len(locs) == 0 {
+		return -1
+	}
+	return locs[len(locs)-1][0]
 }
 
 // filter returns what may be passed on of p; final flushes.
@@ -233,16 +253,34 @@ func (r *echoRedactor) filter(p []byte, final bool) []byte {
 		return p
 	}
 	r.buf = append(r.buf, p...)
-	end := bytes.IndexByte(r.buf, '\n') + 1
-	if end == 0 {
-		if !final && len(r.buf) < len(r.secret)+512 {
-			return nil
+	var out []byte
+	for {
+		i := bytes.IndexByte(r.buf, '\n')
+		if i < 0 {
+			break
 		}
-		end = len(r.buf)
+		l := r.buf[:i+1]
+		r.buf = r.buf[i+1:]
+		if at := r.kernelAt(l); at >= 0 {
+			out = append(out, l[at:]...)
+			r.user = append(r.user, l[:at]...)
+			continue
+		}
+		r.user = append(r.user, l...)
+		return r.release(out)
 	}
-	out := bytes.ReplaceAll(r.buf[:end], []byte(r.secret), []byte(redacted))
-	out = append(out, r.buf[end:]...)
-	r.armed, r.buf, r.secret = false, nil, ""
+	if final || len(r.user)+len(r.buf) >= len(r.secret)+512 {
+		return r.release(out) // no line end came
+	}
+	return out
+}
+
+// release appends to out the text held back, the password replaced, and
+// the unfinished line, and disarms.
+func (r *echoRedactor) release(out []byte) []byte {
+	out = append(out, bytes.ReplaceAll(r.user, []byte(r.secret), []byte(redacted))...)
+	out = append(out, r.buf...)
+	*r = echoRedactor{}
 	return out
 }
 
@@ -427,7 +465,7 @@ func (c *Console) Login(ctx context.Context, user, password string) error {
 			}
 		}
 		c.mu.Lock()
-		c.redact.arm(password)
+		c.redact.arm(password, p.KernelLine)
 		c.mu.Unlock()
 		if err := c.send(ctx, password+p.Enter); err != nil {
 			return err

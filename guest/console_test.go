@@ -293,6 +293,48 @@ func TestConsole(t *testing.T) {
 				e.t.Errorf("error lacks what was awaited or the console tail: %v", err)
 			}
 		}},
+		{"an echoed password behind or inside kernel messages stays hidden", func(g *fakeGuest) {
+			g.echoPass = true
+			g.mangle = func(s string) string {
+				switch s {
+				case "not-the-password\r\n": // a message between the prompt and the echo
+					return kmsg + s
+				case "kspec\r\n": // a message splitting the echo
+					return "ks" + kmsg + "pec\r\n"
+				}
+				return s
+			}
+		}, ConsoleOptions{PasswordSettle: -1}, func(e env) {
+			err := e.c.Login(e.ctx, "root", "not-the-password")
+			if !errors.Is(err, ErrLoginIncorrect) || strings.Contains(err.Error(), "not-the-password") {
+				e.t.Fatalf("Login = %v, want ErrLoginIncorrect without the password", err)
+			}
+			login(e)
+			run(e, "hostname", "kspec\n", 0)
+			tail := e.c.Tail(8192)
+			if strings.Contains(tail, "not-the-password") || strings.Contains(tail, "ks"+kmsg+"pec") || strings.Count(tail, kmsg+redacted+"\r\n") != 2 {
+				e.t.Errorf("Tail shows a password or lacks the redactions: %q", tail)
+			}
+			if k := e.kern(); len(k) < 3 {
+				e.t.Errorf("OnKernelLine saw %q, want the boot message and the two around the passwords", k)
+			}
+		}},
+		{"an echoed password split by kernel messages, one byte at a time", func(g *fakeGuest) {
+			g.echoPass = true
+			g.chunk = 1
+			g.mangle = func(s string) string {
+				if s == "kspec\r\n" {
+					return kmsg + "k" + kmsg + "spec\r\n"
+				}
+				return s
+			}
+		}, ConsoleOptions{PasswordSettle: -1}, func(e env) {
+			login(e)
+			run(e, "uname -r", "6.1.0-56-cloud-amd64\n", 0)
+			if tail := e.c.Tail(8192); strings.Contains(tail, "spec\r\n") || strings.Contains(tail, "k"+kmsg) || strings.Count(tail, redacted+"\r\n") != 1 {
+				e.t.Errorf("Tail shows the password or no redaction: %q", tail)
+			}
+		}},
 		{"expect", nil, ConsoleOptions{}, func(e env) {
 			m, err := e.c.Expect(e.ctx, regexp.MustCompile(`\w+ login: `))
 			if err != nil || m != "kspec login: " {
