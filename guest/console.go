@@ -306,6 +306,20 @@ func (c *Console) ingest(p []byte, kern *[]string) {
 	}
 }
 
+// Retained returns the bytes the console holds in its bounded buffers (the
+// raw tail, the cleaned text up to ConsoleOptions.MaxBuffer, the recent
+// kernel lines). They grow with the guest's output until their bounds, so
+// a leak check subtracts them from the heap it measures.
+func (c *Console) Retained() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := cap(c.raw) + cap(c.text)
+	for _, k := range c.kern {
+		n += len(k.line)
+	}
+	return n
+}
+
 // committed returns the stream offset just past the last complete line.
 func (c *Console) committed() int64 { return c.base + int64(len(c.text)) }
 

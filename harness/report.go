@@ -221,6 +221,19 @@ func looksLikePrompt(s string) bool {
 // suite that does not reset between specs.
 func (t *Target) BeginSpec() { t.rec.beginSpec() }
 
+// RetainedBytes is what the Target keeps of the guest's output on purpose,
+// within fixed bounds: the console's buffers and the transcript for failure
+// reports (at most a few MiB). A leak check subtracts it from the heap.
+func (t *Target) RetainedBytes() int {
+	t.rec.mu.Lock()
+	n := cap(t.rec.buf)
+	t.rec.mu.Unlock()
+	if t.console != nil {
+		n += t.console.Retained()
+	}
+	return n
+}
+
 // SpecTranscript returns the console transcript since BeginSpec (or Reset):
 // the commands kspec typed (as "$ command" lines, with "[exit N]" after
 // each) and everything the guest printed, kernel messages included.
