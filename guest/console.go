@@ -358,9 +358,53 @@ func (c *Console) tailLocked(n int) string {
 }
 
 // errTail is the tail for a ConsoleError: carriage returns and escape
-// sequences removed.
+// sequences removed, and long runs of kernel messages shortened, so that
+// a chatty kernel does not crowd the prompts and output that say what went
+// wrong out of the tail.
 func (c *Console) errTail() string {
-	return sanitizeTail(c.Tail(errorTail))
+	return condenseKernelRuns(sanitizeTail(c.Tail(16*errorTail)), errorTail)
+}
+
+// printkLine matches a kernel message as the console shows it (printk
+// stamps have six decimals).
+var printkLine = regexp.MustCompile(`^\s*(?:<\d>)?\[ *\d+\.\d{6}\]`)
+
+// keptOfRun is how many kernel messages of a long run condenseKernelRuns
+// keeps (the last ones).
+const keptOfRun = 2
+
+// condenseKernelRuns replaces each run of more than keptOfRun+1 kernel
+// messages in s by a line counting the messages left out, followed by the
+// run's last keptOfRun messages, and returns at most the last max bytes,
+// cut at a line start.
+func condenseKernelRuns(s string, max int) string {
+	var out []string
+	var run []string
+	flush := func() {
+		if len(run) > keptOfRun+1 {
+			out = append(out, fmt.Sprintf("[... %d kernel messages left out ...]", len(run)-keptOfRun))
+			run = run[len(run)-keptOfRun:]
+		}
+		out = append(out, run...)
+		run = run[:0]
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if printkLine.MatchString(line) {
+			run = append(run, line)
+			continue
+		}
+		flush()
+		out = append(out, line)
+	}
+	flush()
+	r := strings.Join(out, "\n")
+	if len(r) > max {
+		r = r[len(r)-max:]
+		if i := strings.IndexByte(r, '\n'); i >= 0 {
+			r = r[i+1:]
+		}
+	}
+	return r
 }
 
 var escapeSeq = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
