@@ -62,24 +62,37 @@ func (t *Target) Break(ctx context.Context, name string) (*Breakpoint, error) {
 	if armed != nil {
 		return armed, nil
 	}
-	bp := &Breakpoint{t: t, Symbol: sym}
+	// Recorded first, so that a reconnection while the Z0 is on the wire
+	// arms it from kspec's records (see whileStopped).
+	bp := &Breakpoint{t: t, Symbol: sym, active: true}
+	t.mu.Lock()
+	t.breakpoints[sym.Addr] = bp
+	t.noteArmedLocked(point{rsp.Software, sym.Addr, 1})
+	t.mu.Unlock()
 	err = t.whileStopped(ctx, func() error {
 		return t.gdb.SetBreakpoint(ctx, rsp.Software, sym.Addr, 1)
 	})
 	if err != nil {
+		t.mu.Lock()
+		bp.active = false
+		delete(t.breakpoints, sym.Addr)
+		t.mu.Unlock()
 		return nil, t.harnessErr("break "+name, err)
 	}
-	bp.active = true
-	t.mu.Lock()
-	t.breakpoints[sym.Addr] = bp
-	t.mu.Unlock()
 	return bp, nil
 }
 
-// whileStopped runs fn with the VM stopped in the debugger, and resumes the
-// VM afterwards if it was running before. QEMU stops the VM for any packet
-// that arrives while it runs; kspec stops it explicitly so that the stop
-// reply is consumed and the client stays in step.
+// whileStopped runs fn, a change of breakpoints, with the VM stopped in the
+// debugger, and resumes the VM afterwards if it was running before. QEMU
+// stops the VM for any packet that arrives while it runs; kspec stops it
+// explicitly so that the stop reply is consumed and the client stays in
+// step.
+//
+// The caller records the change in t.breakpoints before calling: if the
+// gdbstub connection drops while fn's packet is on the wire (it may or may
+// not have reached QEMU), whileStopped reconnects, and re-arming from
+// kspec's records makes QEMU's breakpoints match them either way, so the
+// change is done.
 func (t *Target) whileStopped(ctx context.Context, fn func() error) error {
 	if err := t.ensureDebugger(ctx); err != nil {
 		return err
@@ -91,7 +104,12 @@ func (t *Target) whileStopped(ctx context.Context, fn func() error) error {
 		}
 	}
 	if err := fn(); err != nil {
-		return err
+		if !errors.Is(err, rsp.ErrConnectionClosed) || t.machineGone() != nil {
+			return err
+		}
+		if rerr := t.reconnectDebugger(ctx); rerr != nil {
+			return rerr
+		}
 	}
 	if wasRunning {
 		return t.resume(ctx)
@@ -164,16 +182,22 @@ func (bp *Breakpoint) Clear(ctx context.Context) error {
 		return nil
 	}
 	t := bp.t
+	// Forgotten first, so that a reconnection while the z0 is on the wire
+	// removes it from kspec's records (see whileStopped).
+	t.mu.Lock()
+	bp.active = false
+	delete(t.breakpoints, bp.Symbol.Addr)
+	t.mu.Unlock()
 	err := t.whileStopped(ctx, func() error {
 		return t.gdb.ClearBreakpoint(ctx, rsp.Software, bp.Symbol.Addr, 1)
 	})
 	if err != nil {
+		t.mu.Lock()
+		bp.active = true
+		t.breakpoints[bp.Symbol.Addr] = bp
+		t.mu.Unlock()
 		return t.harnessErr("clear breakpoint "+bp.Symbol.Name, err)
 	}
-	bp.active = false
-	t.mu.Lock()
-	delete(t.breakpoints, bp.Symbol.Addr)
-	t.mu.Unlock()
 	return nil
 }
 

@@ -962,6 +962,9 @@ func (t *Target) Watch(ctx context.Context, expr string, kind rsp.BreakKind) (*W
 		if v.Size == 0 {
 			return fmt.Errorf("%w: watch %s: the object has size 0", ErrBadInput, expr)
 		}
+		t.mu.Lock()
+		t.noteArmedLocked(point{kind, v.Addr, int(v.Size)}) // see rearm
+		t.mu.Unlock()
 		if err := t.gdb.SetBreakpoint(ctx, kind, v.Addr, int(v.Size)); err != nil {
 			return t.harnessErr(fmt.Sprintf("set a %s watchpoint on %s (%#x, %d bytes)", kind, expr, v.Addr, v.Size), err)
 		}

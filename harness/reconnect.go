@@ -88,36 +88,62 @@ func (t *Target) reconnectDebugger(ctx context.Context) error {
 	return nil
 }
 
-// rearm makes QEMU's breakpoints and watchpoints match kspec's: each is
-// removed (QEMU keeps those of a vanished debugger; a stub that dropped them
-// answers the removal with an error, which is fine) and inserted once.
-func (t *Target) rearm(ctx context.Context) error {
-	type point struct {
-		kind rsp.BreakKind
-		addr uint64
-		size int
+// point is one breakpoint or watchpoint as the gdbstub knows it.
+type point struct {
+	kind rsp.BreakKind
+	addr uint64
+	size int
+}
+
+// noteArmedLocked remembers that kspec asked QEMU to insert p; t.mu is
+// held. rearm removes every point ever inserted, so that one whose removal
+// was lost with a connection does not linger in QEMU.
+func (t *Target) noteArmedLocked(p point) {
+	if t.everArmed == nil {
+		t.everArmed = map[point]bool{}
 	}
-	var points []point
+	t.everArmed[p] = true
+}
+
+// rearm makes QEMU's breakpoints and watchpoints match kspec's records:
+// every point kspec ever inserted on this guest is removed (QEMU keeps
+// those of a vanished debugger, and a Z or z packet lost with the
+// connection may or may not have reached it; removing one that is not
+// there is answered with an error, which is fine), and each active one is
+// inserted once.
+func (t *Target) rearm(ctx context.Context) error {
+	var active []point
 	t.mu.Lock()
 	for addr, bp := range t.breakpoints {
 		if bp.active {
-			points = append(points, point{rsp.Software, addr, 1})
+			active = append(active, point{rsp.Software, addr, 1})
 		}
 	}
 	t.mu.Unlock()
 	t.insp.mu.Lock()
 	for _, w := range t.insp.watchpoints {
 		if w.active {
-			points = append(points, point{w.Kind, w.Addr, w.Size})
+			active = append(active, point{w.Kind, w.Addr, w.Size})
 		}
 	}
 	t.insp.mu.Unlock()
-	for _, p := range points {
+	t.mu.Lock()
+	for _, p := range active {
+		t.noteArmedLocked(p)
+	}
+	ever := make([]point, 0, len(t.everArmed))
+	for p := range t.everArmed {
+		ever = append(ever, p)
+	}
+	t.mu.Unlock()
+	for _, p := range ever {
 		err := t.gdb.ClearBreakpoint(ctx, p.kind, p.addr, p.size)
 		var remote *rsp.RemoteError
 		if err != nil && !errors.As(err, &remote) {
 			return err
 		}
+	}
+	for _, p := range active {
 		if err := t.gdb.SetBreakpoint(ctx, p.kind, p.addr, p.size); err != nil {
 			return err
 		}

@@ -56,6 +56,7 @@ func (t *Target) restart(ctx context.Context, why error) error {
 		bp.active, bp.hits = false, nil
 		delete(t.breakpoints, addr)
 	}
+	t.everArmed = nil
 	t.mu.Unlock()
 	t.forgetWatchpoints()
 	t.rec.settled()

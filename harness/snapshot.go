@@ -312,6 +312,7 @@ func (t *Target) stopAndForget(ctx context.Context) error {
 		bp.active, bp.hits = false, nil
 		delete(t.breakpoints, addr)
 	}
+	t.everArmed = nil // QEMU holds none now
 	t.mu.Unlock()
 	t.forgetWatchpoints()
 	return nil

@@ -35,11 +35,12 @@ type Target struct {
 
 	mu          sync.Mutex
 	breakpoints map[uint64]*Breakpoint
-	insp        inspector     // watchpoints and inspection caches (inspect.go)
-	rec         recorder      // transcript, last stop, busy shell (report.go)
-	snap        snapshotState // snapshots and their method (snapshot.go)
-	kw          *kernelWatch  // kernel panics and oopses (kernelwatch.go)
-	unwatch     func()        // ends the QMP event subscription of kw
+	everArmed   map[point]bool // every point inserted in this QEMU (reconnect.go)
+	insp        inspector      // watchpoints and inspection caches (inspect.go)
+	rec         recorder       // transcript, last stop, busy shell (report.go)
+	snap        snapshotState  // snapshots and their method (snapshot.go)
+	kw          *kernelWatch   // kernel panics and oopses (kernelwatch.go)
+	unwatch     func()         // ends the QMP event subscription of kw
 	closeOnce   sync.Once
 	closeErr    error
 }

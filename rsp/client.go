@@ -289,6 +289,14 @@ func (c *Client) Done() <-chan struct{} { return c.dead }
 // error wrapping ErrConnectionClosed).
 func (c *Client) Err() error { return c.deadErr() }
 
+// InFlight returns the number of requests sent and not yet answered (for
+// diagnostics, and for tests that must act while a request is on the wire).
+func (c *Client) InFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
 // fail records that the connection is gone and fails every pending request.
 func (c *Client) fail(cause error) {
 	c.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -96,6 +97,60 @@ var _ = Describe("a lost gdbstub connection", Label("lost-connection"), func() {
 		res, err := t.Collect(opCtx, pending)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.Status).To(Equal(0))
+	}, SpecTimeout(6*time.Minute))
+
+	It("does not lose a Break or a Clear whose packet was on the wire when the connection dropped", func(ctx SpecContext) {
+		t := boot(ctx)
+		qemu := t.Machine().PID()
+		opCtx, cancel := context.WithTimeout(ctx, generous)
+		defer cancel()
+		// onTheWire freezes QEMU so that op's packet stays unanswered,
+		// drops the connection under it, thaws QEMU and returns op's result.
+		onTheWire := func(what string, op func() error) error {
+			GinkgoHelper()
+			old := t.RSP()
+			Expect(syscall.Kill(qemu, syscall.SIGSTOP)).To(Succeed())
+			defer syscall.Kill(qemu, syscall.SIGCONT)
+			done := make(chan error, 1)
+			go func() { done <- op() }()
+			Expect(settled(func() bool { return old.InFlight() > 0 })).To(BeTrue(), "%s: the packet never went out", what)
+			sever(opCtx, t, t.Machine().Paths().GDBSocket, old.Done())
+			Expect(syscall.Kill(qemu, syscall.SIGCONT)).To(Succeed())
+			select {
+			case err := <-done:
+				Expect(t.RSP()).NotTo(BeIdenticalTo(old), "%s: kspec did not reconnect", what)
+				return err
+			case <-opCtx.Done():
+				Fail(what + " never returned")
+				return nil
+			}
+		}
+
+		_, err := t.Interrupt(opCtx) // the packets go out at once on a stopped guest
+		Expect(err).NotTo(HaveOccurred())
+		var bp *harness.Breakpoint
+		Expect(onTheWire("break", func() error {
+			var err error
+			bp, err = t.Break(opCtx, "do_mkdirat")
+			return err
+		})).To(Succeed())
+		Expect(t.Continue(opCtx)).To(Succeed())
+		pending, err := t.Start(opCtx, "mkdir /tmp/kspec-wire")
+		Expect(err).NotTo(HaveOccurred())
+		hit, err := bp.Wait(opCtx)
+		Expect(err).NotTo(HaveOccurred(), "the breakpoint set while the connection dropped did not hit")
+		Expect(hit.Function).To(Equal("do_mkdirat"))
+
+		Expect(onTheWire("clear", func() error { return bp.Clear(opCtx) })).To(Succeed())
+		Expect(t.Continue(opCtx)).To(Succeed())
+		_, err = t.Collect(opCtx, pending)
+		Expect(err).NotTo(HaveOccurred())
+		// Cleared for real: mkdir runs through (a breakpoint left in QEMU
+		// would stop the VM and this Shell would wait for its deadline).
+		res, err := t.Shell(opCtx, "mkdir /tmp/kspec-wire-2 && echo made")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Output).To(Equal("made\n"))
+		Expect(bp.Hit()).To(BeFalse())
 	}, SpecTimeout(6*time.Minute))
 
 	It("is a HarnessError naming the lost stub when the stub is gone for good, never a hang", func(ctx SpecContext) {
