@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -243,23 +242,8 @@ func patch(file string, syms *symbols.Table, addr uint64, edit func([]byte), n i
 func expectNothingRunning() {
 	GinkgoHelper()
 	me := os.Getpid()
-	procs, err := os.ReadDir("/proc")
-	Expect(err).NotTo(HaveOccurred())
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		rest := stat[bytes.LastIndexByte(stat, ')')+1:]
-		fields := strings.Fields(string(rest))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(me) && bytes.Contains(stat, []byte("(qemu-system")) {
-			Fail(fmt.Sprintf("QEMU (pid %d) left running", pid))
-		}
+	for _, pid := range qemuChildren(me) {
+		Fail(fmt.Sprintf("QEMU (pid %d) left running", pid))
 	}
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "kspec-run-*"))
 	for _, d := range dirs {

@@ -7,11 +7,15 @@
 package faults_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,3 +92,60 @@ func settled(cond func() bool) bool {
 	}
 	return true
 }
+
+// qemuChildren returns the pids of the QEMU processes whose parent is
+// process parent, from /proc.
+func qemuChildren(parent int) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(stat)
+		end := strings.LastIndexByte(s, ')')
+		if end < 0 || !strings.Contains(s[:end], "(qemu-system") {
+			continue
+		}
+		if fields := strings.Fields(s[end+1:]); len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// syncBuffer collects output (a child's, or the guest's through
+// harness.Options.Transcript) while the spec reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (t *syncBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.b.Write(p)
+}
+
+// Len is how much was written so far: an offset for From.
+func (t *syncBuffer) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.b.Len()
+}
+
+// From returns what was written from offset off on.
+func (t *syncBuffer) From(off int) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b.Bytes()[off:])
+}
+
+// String returns everything written so far.
+func (t *syncBuffer) String() string { return t.From(0) }

@@ -1,13 +1,11 @@
 package faults_test
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -16,50 +14,6 @@ import (
 
 	"github.com/kspec/kspec/harness"
 )
-
-// lockedBuffer collects a child's output while the spec reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// childQEMU returns the pid of the QEMU that process parent started, or 0.
-func childQEMU(parent int) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		s := string(stat)
-		end := strings.LastIndexByte(s, ')')
-		if end < 0 || !strings.Contains(s[:end], "qemu-system") {
-			continue
-		}
-		fields := strings.Fields(s[end+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
-			return pid
-		}
-	}
-	return 0
-}
 
 // running reports whether pid exists and is not a zombie.
 func running(pid int) bool {
@@ -85,15 +39,16 @@ var _ = Describe("the kspec CLI killed with SIGKILL", Label("harness-killed", "c
 		DeferCleanup(func() { os.RemoveAll(base) })
 		env := append(os.Environ(), "TMPDIR="+base)
 
-		var stderr lockedBuffer
+		var stderr syncBuffer
 		cli := exec.Command(bin, "exec", "--", "sleep 600")
 		cli.Env, cli.Stderr = env, &stderr
 		Expect(cli.Start()).To(Succeed())
 		DeferCleanup(func() { _ = cli.Process.Kill(); _, _ = cli.Process.Wait() })
 		Expect(settled(func() bool { return strings.Contains(stderr.String(), "logged in as") })).To(BeTrue(),
 			"kspec exec never logged in:\n%s", stderr.String())
-		qemu := childQEMU(cli.Process.Pid)
-		Expect(qemu).NotTo(BeZero(), "no QEMU child of kspec exec")
+		children := qemuChildren(cli.Process.Pid)
+		Expect(children).To(HaveLen(1), "QEMU children of kspec exec")
+		qemu := children[0]
 		runDirs, err := filepath.Glob(filepath.Join(base, "kspec-run-*"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(runDirs).To(HaveLen(1))

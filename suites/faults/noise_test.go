@@ -1,14 +1,12 @@
 package faults_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -47,32 +45,6 @@ const loginRounds = 3
 
 // noiseLine matches one noise message as the console shows it.
 var noiseLine = regexp.MustCompile(`\[ *\d+\.\d{6}\] ` + noiseTag + ` \d+[^\r\n]*\r\n`)
-
-// capturedConsole collects everything the guest prints (harness.Options.Transcript).
-type capturedConsole struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (t *capturedConsole) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.b.Write(p)
-}
-
-// Len is how much was printed so far: an offset for From.
-func (t *capturedConsole) Len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.b.Len()
-}
-
-// From returns what was printed from offset off on.
-func (t *capturedConsole) From(off int) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b.Bytes()[off:])
-}
 
 // stripNoise cuts the noise messages out of console text and returns the
 // rest and where in it each message was.
@@ -151,7 +123,7 @@ func loginNoise(text string) loginNoiseCount {
 
 // bootWithTranscript boots a fresh guest for one spec, copying everything
 // it prints to tr, and closes it when the spec ends.
-func bootWithTranscript(ctx context.Context, tr *capturedConsole) *harness.Target {
+func bootWithTranscript(ctx context.Context, tr *syncBuffer) *harness.Target {
 	GinkgoHelper()
 	t, err := harness.Boot(ctx, harness.Options{
 		Transcript: tr,
@@ -197,7 +169,7 @@ func expectSameLines(cmd, got, want string) {
 var _ = Describe("kernel messages on the console", Label("noise"), func() {
 	It("do not break login or output capture, and a wrong password is reported as Login incorrect", func(ctx SpecContext) {
 		start := time.Now()
-		tr := &capturedConsole{}
+		tr := &syncBuffer{}
 		t := bootWithTranscript(ctx, tr)
 		con, spec := t.Console(), t.Spec()
 		DeferCleanup(func() {
