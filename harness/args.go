@@ -66,7 +66,7 @@ func (t *Target) ReadMemory(ctx context.Context, addr uint64, n int) ([]byte, er
 	if n < 0 {
 		return nil, fmt.Errorf("%w: %s: negative length", ErrBadInput, op)
 	}
-	if err := t.ensureDebugger(ctx); err != nil {
+	if err := t.ensureDebugger(ctx, op); err != nil {
 		return nil, err
 	}
 	if err := t.checkStopped(op); err != nil {

@@ -69,7 +69,7 @@ func (t *Target) Break(ctx context.Context, name string) (*Breakpoint, error) {
 	t.breakpoints[sym.Addr] = bp
 	t.noteArmedLocked(point{rsp.Software, sym.Addr, 1})
 	t.mu.Unlock()
-	err = t.whileStopped(ctx, func() error {
+	err = t.whileStopped(ctx, "break "+name, func() error {
 		return t.gdb.SetBreakpoint(ctx, rsp.Software, sym.Addr, 1)
 	})
 	if err != nil {
@@ -82,7 +82,7 @@ func (t *Target) Break(ctx context.Context, name string) (*Breakpoint, error) {
 	return bp, nil
 }
 
-// whileStopped runs fn, a change of breakpoints, with the VM stopped in the
+// whileStopped runs fn, the breakpoint change op, with the VM stopped in the
 // debugger, and resumes the VM afterwards if it was running before. QEMU
 // stops the VM for any packet that arrives while it runs; kspec stops it
 // explicitly so that the stop reply is consumed and the client stays in
@@ -93,8 +93,8 @@ func (t *Target) Break(ctx context.Context, name string) (*Breakpoint, error) {
 // not have reached QEMU), whileStopped reconnects, and re-arming from
 // kspec's records makes QEMU's breakpoints match them either way, so the
 // change is done.
-func (t *Target) whileStopped(ctx context.Context, fn func() error) error {
-	if err := t.ensureDebugger(ctx); err != nil {
+func (t *Target) whileStopped(ctx context.Context, op string, fn func() error) error {
+	if err := t.ensureDebugger(ctx, op); err != nil {
 		return err
 	}
 	wasRunning := t.gdb.Running()
@@ -107,7 +107,7 @@ func (t *Target) whileStopped(ctx context.Context, fn func() error) error {
 		if !errors.Is(err, rsp.ErrConnectionClosed) || t.machineGone() != nil {
 			return err
 		}
-		if rerr := t.reconnectDebugger(ctx); rerr != nil {
+		if rerr := t.reconnectDebugger(ctx, op); rerr != nil {
 			return rerr
 		}
 	}
@@ -136,7 +136,7 @@ func (bp *Breakpoint) Wait(ctx context.Context) (*Hit, error) {
 		if k := t.kw.since(mark); k != nil { // never resume a dead kernel
 			return nil, k
 		}
-		if err := t.ensureDebugger(ctx); err != nil {
+		if err := t.ensureDebugger(ctx, "wait for "+bp.Symbol.Name); err != nil {
 			return nil, err
 		}
 		if len(bp.hits) > 0 { // reached while the connection was down
@@ -188,7 +188,7 @@ func (bp *Breakpoint) Clear(ctx context.Context) error {
 	bp.active = false
 	delete(t.breakpoints, bp.Symbol.Addr)
 	t.mu.Unlock()
-	err := t.whileStopped(ctx, func() error {
+	err := t.whileStopped(ctx, "clear breakpoint "+bp.Symbol.Name, func() error {
 		return t.gdb.ClearBreakpoint(ctx, rsp.Software, bp.Symbol.Addr, 1)
 	})
 	if err != nil {

@@ -200,7 +200,7 @@ var errNoTarget = errors.New("the hit has no target (it was not returned by a Ta
 // debugger is not running the guest and h's vCPU is at h.PC. It leaves
 // h's vCPU selected.
 func (t *Target) stoppedAt(ctx context.Context, h *Hit) error {
-	if err := t.ensureDebugger(ctx); err != nil {
+	if err := t.ensureDebugger(ctx, "inspect the hit in "+h.Function); err != nil {
 		return err
 	}
 	if err := t.requireStopped(); err != nil {
@@ -885,7 +885,7 @@ func (t *Target) withStopped(ctx context.Context, fn func() error) error {
 	if t.gdb == nil {
 		return &HarnessError{Op: "inspect the guest", Err: errors.New("no debugger attached")}
 	}
-	if err := t.ensureDebugger(ctx); err != nil {
+	if err := t.ensureDebugger(ctx, "inspect the guest"); err != nil {
 		return err
 	}
 	if !t.gdb.Running() {
@@ -1019,7 +1019,7 @@ func (w *Watchpoint) Wait(ctx context.Context) (*Hit, error) {
 		if !active {
 			return nil, fmt.Errorf("%w: watchpoint on %s was cleared", ErrBadInput, w.Expr)
 		}
-		if err := t.ensureDebugger(ctx); err != nil {
+		if err := t.ensureDebugger(ctx, "wait for the watchpoint on "+w.Expr); err != nil {
 			return nil, err
 		}
 		if !t.gdb.Running() {
@@ -1177,7 +1177,7 @@ func (t *Target) stepOverBreakpoints(ctx context.Context) error {
 // stay masked, so the step does not wander into an interrupt handler).
 // Breakpoints do not fire on the stepped instruction.
 func (t *Target) Step(ctx context.Context, cpu int) (*Hit, error) {
-	if err := t.ensureDebugger(ctx); err != nil {
+	if err := t.ensureDebugger(ctx, "step"); err != nil {
 		return nil, err
 	}
 	if err := t.requireStopped(); err != nil {

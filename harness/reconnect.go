@@ -31,21 +31,23 @@ const exitGrace = 2 * time.Second
 
 // ensureDebugger reconnects to the gdbstub if kspec's connection to it is
 // gone while QEMU runs. It does nothing when the connection is up or there
-// is no debugger. It returns a *HarnessError when no new connection can be
-// made, or a *KernelError when the kernel panicked meanwhile.
-func (t *Target) ensureDebugger(ctx context.Context) error {
+// is no debugger. Otherwise it returns a *HarnessError for op (QEMU exited,
+// or no new connection could be made), or a *KernelError when the kernel
+// panicked meanwhile.
+func (t *Target) ensureDebugger(ctx context.Context, op string) error {
 	if t.gdb == nil || t.gdb.Err() == nil {
 		return nil
 	}
-	return t.reconnectDebugger(ctx)
+	return t.reconnectDebugger(ctx, op)
 }
 
 // reconnectDebugger replaces the lost gdbstub connection. A new connection
 // stops the VM (QEMU stops it for every debugger that attaches); kspec
 // re-arms its breakpoints and watchpoints, records a breakpoint that a vCPU
 // reached while nobody listened, and otherwise resumes a guest that was
-// running, so the loss is invisible to the spec.
-func (t *Target) reconnectDebugger(ctx context.Context) error {
+// running, so the loss is invisible to the spec. Errors are reported as
+// failures of op.
+func (t *Target) reconnectDebugger(ctx context.Context, op string) error {
 	old := t.gdb
 	lost := old.Err()
 	wasRunning := old.Running()
@@ -55,8 +57,8 @@ func (t *Target) reconnectDebugger(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, reconnectTimeout)
 	defer cancel()
-	if err := t.machineGone(); err != nil {
-		return &HarnessError{Op: "reconnect to the gdbstub", Err: fmt.Errorf("gdbstub connection lost (%v): %w", lost, err), ConsoleTail: t.ConsoleTail(2048)}
+	if gone := t.machineGone(); gone != nil {
+		return t.goneErr(op, gone, "gdbstub", lost)
 	}
 	conn, err := t.machine.DialGDB(rctx)
 	if err == nil {
@@ -68,13 +70,13 @@ func (t *Target) reconnectDebugger(ctx context.Context) error {
 	}
 	if err != nil {
 		if gone := t.waitMachineGone(); gone != nil {
-			err = gone
+			return t.goneErr(op, gone, "gdbstub", lost)
 		}
-		return &HarnessError{Op: "reconnect to the gdbstub", Err: fmt.Errorf("gdbstub connection lost (%v), and reconnecting failed: %w", lost, err), ConsoleTail: t.ConsoleTail(2048)}
+		return &HarnessError{Op: op, Err: fmt.Errorf("gdbstub connection lost (%v), and reconnecting failed: %w", lost, err), ConsoleTail: t.ConsoleTail(2048)}
 	}
 	t.opts.Logf("gdbstub connection lost (%v); reconnected", lost)
 	if err := t.rearm(rctx); err != nil {
-		return &HarnessError{Op: "re-arm breakpoints after reconnecting to the gdbstub", Err: err}
+		return &HarnessError{Op: op, Err: fmt.Errorf("re-arm breakpoints after reconnecting to the gdbstub: %w", err)}
 	}
 	if !wasRunning {
 		return nil // stopped where it was: a hit, or after Interrupt
@@ -83,9 +85,18 @@ func (t *Target) reconnectDebugger(ctx context.Context) error {
 		return nil // a hit while nobody listened: stay stopped there
 	}
 	if err := t.resume(rctx); err != nil {
-		return &HarnessError{Op: "resume the guest after reconnecting to the gdbstub", Err: err}
+		return &HarnessError{Op: op, Err: fmt.Errorf("resume the guest after reconnecting to the gdbstub: %w", err)}
 	}
 	return nil
+}
+
+// goneErr reports that op failed because QEMU is gone, taking the named
+// connection with it; a panic that ended QEMU is reported as the panic.
+func (t *Target) goneErr(op string, gone error, conn string, lost error) error {
+	if k := t.kernelFailure(t.kw.mark()); k != nil && k.Kind == "panic" {
+		return k
+	}
+	return &HarnessError{Op: op, Err: fmt.Errorf("%w (the %s connection went with it: %v)", gone, conn, lost), ConsoleTail: t.ConsoleTail(2048)}
 }
 
 // point is one breakpoint or watchpoint as the gdbstub knows it.
@@ -180,24 +191,24 @@ func (t *Target) recordReachedBreakpoints(ctx context.Context) bool {
 // monitor returns the QMP connection, reconnecting first if it was lost
 // while QEMU runs; kspec's panic watch is subscribed again on the new
 // connection, and a panic that happened while no connection was up is
-// picked up from the run state.
-func (t *Target) monitor(ctx context.Context) (*qmp.Monitor, error) {
+// picked up from the run state. Errors are reported as failures of op.
+func (t *Target) monitor(ctx context.Context, op string) (*qmp.Monitor, error) {
 	mon := t.machine.QMP()
 	if mon.Err() == nil {
 		return mon, nil
 	}
 	lost := mon.Err()
-	if err := t.machineGone(); err != nil {
-		return nil, &HarnessError{Op: "reconnect to QMP", Err: fmt.Errorf("QMP connection lost (%v): %w", lost, err), ConsoleTail: t.ConsoleTail(2048)}
+	if gone := t.machineGone(); gone != nil {
+		return nil, t.goneErr(op, gone, "QMP", lost)
 	}
 	rctx, cancel := context.WithTimeout(ctx, reconnectTimeout)
 	defer cancel()
 	mon, err := t.machine.ReconnectQMP(rctx)
 	if err != nil {
 		if gone := t.waitMachineGone(); gone != nil {
-			err = fmt.Errorf("QMP connection lost (%v): %w", lost, gone)
+			return nil, t.goneErr(op, gone, "QMP", lost)
 		}
-		return nil, &HarnessError{Op: "reconnect to QMP", Err: err, ConsoleTail: t.ConsoleTail(2048)}
+		return nil, &HarnessError{Op: op, Err: err, ConsoleTail: t.ConsoleTail(2048)}
 	}
 	t.opts.Logf("QMP connection lost (%v); reconnected", lost)
 	t.subscribePanics(mon)
@@ -233,12 +244,12 @@ func (t *Target) waitMachineGone() error {
 	return t.machineGone()
 }
 
-// afterLostConnection handles an operation's error that says the gdbstub
+// afterLostConnection handles an error of op that says the gdbstub
 // or QMP connection was lost while its request was on the wire. It reports
 // handled=true for such errors and then reconnects: rerr is nil when the
 // new connection is up (the operation may be retried), else the error that
 // explains why there is none.
-func (t *Target) afterLostConnection(err error) (rerr error, handled bool) {
+func (t *Target) afterLostConnection(op string, err error) (rerr error, handled bool) {
 	if t.machine == nil {
 		return nil, false
 	}
@@ -249,12 +260,12 @@ func (t *Target) afterLostConnection(err error) (rerr error, handled bool) {
 		if t.machineGone() != nil {
 			return nil, false // QEMU died: the caller explains that
 		}
-		return t.reconnectDebugger(ctx), true
+		return t.reconnectDebugger(ctx, op), true
 	case errors.Is(err, qmp.ErrClosed) && t.machine.QMP().Err() != nil:
 		if t.machineGone() != nil {
 			return nil, false
 		}
-		_, rerr := t.monitor(ctx)
+		_, rerr := t.monitor(ctx, op)
 		return rerr, true
 	}
 	return nil, false

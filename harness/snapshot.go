@@ -149,7 +149,7 @@ func (t *Target) SaveSnapshot(ctx context.Context, tag string) error {
 	t.snap.mu.Lock()
 	defer t.snap.mu.Unlock()
 	vmstate, devices := t.machine.SnapshotNodes()
-	mon, err := t.monitor(ctx)
+	mon, err := t.monitor(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func (t *Target) DeleteSnapshot(ctx context.Context, tag string) error {
 	t.snap.mu.Lock()
 	defer t.snap.mu.Unlock()
 	_, devices := t.machine.SnapshotNodes()
-	mon, err := t.monitor(ctx)
+	mon, err := t.monitor(ctx, "delete snapshot "+tag)
 	if err != nil {
 		return err
 	}
@@ -221,7 +221,7 @@ func (t *Target) noteNoJobs(err error) bool {
 
 // loadSnapshot restores tag with the configured method; t.snap.mu is held.
 func (t *Target) loadSnapshot(ctx context.Context, tag string) error {
-	mon, err := t.monitor(ctx)
+	mon, err := t.monitor(ctx, "restore snapshot "+tag)
 	if err != nil {
 		return err
 	}
@@ -295,7 +295,7 @@ func (t *Target) RestoreSnapshot(ctx context.Context, tag string) error {
 // stopAndForget stops the guest in the debugger, removes every breakpoint
 // and watchpoint in QEMU and forgets kspec's.
 func (t *Target) stopAndForget(ctx context.Context) error {
-	if err := t.ensureDebugger(ctx); err != nil {
+	if err := t.ensureDebugger(ctx, "stop the guest for a restore"); err != nil {
 		return err
 	}
 	if err := t.stopInDebugger(ctx); err != nil {
@@ -330,7 +330,7 @@ func (t *Target) stopAndForget(ctx context.Context) error {
 func (t *Target) stopInDebugger(ctx context.Context) error {
 	behindBack := !t.gdb.Running()
 	if behindBack {
-		mon, err := t.monitor(ctx)
+		mon, err := t.monitor(ctx, "query the run state")
 		if err != nil {
 			return err
 		}

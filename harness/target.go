@@ -195,7 +195,7 @@ func (t *Target) QMP() *qmp.Monitor {
 	if t.machine.QMP().Err() != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), reconnectTimeout)
 		defer cancel()
-		if mon, err := t.monitor(ctx); err == nil {
+		if mon, err := t.monitor(ctx, "QMP"); err == nil {
 			return mon
 		}
 	}
@@ -226,7 +226,7 @@ func (t *Target) ConsoleTail(n int) string {
 // kernel panics or oopses meanwhile, Shell returns a *KernelError with the
 // kernel's text at once (with the result when the command still finished).
 func (t *Target) Shell(ctx context.Context, cmd string) (guest.Result, error) {
-	if err := t.ensureDebugger(ctx); err != nil {
+	if err := t.ensureDebugger(ctx, "shell "+cmd); err != nil {
 		return guest.Result{}, err
 	}
 	if t.gdb != nil && !t.gdb.Running() {
@@ -251,7 +251,7 @@ func (t *Target) Shell(ctx context.Context, cmd string) (guest.Result, error) {
 // the command runs while a breakpoint waits. Wait on the result later
 // (Collect returns a kernel panic or oops as soon as it happens).
 func (t *Target) Start(ctx context.Context, cmd string) (*guest.Pending, error) {
-	if err := t.ensureDebugger(ctx); err != nil {
+	if err := t.ensureDebugger(ctx, "start "+cmd); err != nil {
 		return nil, err
 	}
 	t.rec.typed(cmd)
@@ -276,7 +276,7 @@ func collected(p *guest.Pending) bool {
 // kspec's breakpoints is first stepped past it, as gdb does (QEMU would
 // report the same breakpoint again at once).
 func (t *Target) Continue(ctx context.Context) error {
-	if err := t.ensureDebugger(ctx); err != nil {
+	if err := t.ensureDebugger(ctx, "continue"); err != nil {
 		return err
 	}
 	if t.gdb == nil || t.gdb.Running() {
@@ -293,7 +293,7 @@ func (t *Target) Interrupt(ctx context.Context) (rsp.StopReply, error) {
 	if t.gdb == nil {
 		return rsp.StopReply{}, &HarnessError{Op: "interrupt", Err: errors.New("no debugger attached")}
 	}
-	if err := t.ensureDebugger(ctx); err != nil {
+	if err := t.ensureDebugger(ctx, "interrupt"); err != nil {
 		return rsp.StopReply{}, err
 	}
 	if !t.gdb.Running() {
@@ -364,7 +364,7 @@ func (t *Target) harnessErr(op string, err error) error {
 	if k := t.kernelFailure(t.kw.mark()); k != nil && k.Kind == "panic" {
 		return k // the kernel died, and QEMU with it (panic=-1, -no-reboot)
 	}
-	if rerr, handled := t.afterLostConnection(err); handled {
+	if rerr, handled := t.afterLostConnection(op, err); handled {
 		if rerr != nil {
 			return rerr
 		}
