@@ -80,6 +80,9 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 		t.Spec().Name, t.Spec().Version, t.BootDuration, target.SnapshotMethod())
 }, NodeTimeout(3*time.Minute))
 
+// BeforeEach restores the baseline; when the last spec killed the guest
+// (a panic, QEMU gone), Reset boots a fresh one instead, hence the bound of
+// a boot rather than of a restore.
 var _ = BeforeEach(func(ctx SpecContext) {
 	Expect(target.Reset(ctx)).To(Succeed())
 	DeferOnFailure(func(ctx SpecContext) {
@@ -88,7 +91,7 @@ var _ = BeforeEach(func(ctx SpecContext) {
 		AddReportEntry("kspec last stop", r.LastStop, ReportEntryVisibilityFailureOrVerbose)
 		AddReportEntry("kspec registers", r.Registers, ReportEntryVisibilityFailureOrVerbose)
 	}, NodeTimeout(30*time.Second))
-}, NodeTimeout(time.Minute))
+}, NodeTimeout(3*time.Minute))
 
 // breakAndRun sets a breakpoint on fn, starts cmd in the guest and returns
 // the first hit; the guest is left stopped at it. Cleanup clears the
