@@ -82,7 +82,7 @@ func ResolveGuest(opts Options) (*guest.Spec, error) {
 	if looksLikePath(o.Guest) {
 		spec, err := guest.LoadConfig(o.Guest)
 		if err != nil {
-			return nil, fmt.Errorf("%w: guest config %s: %w", ErrBadInput, o.Guest, err)
+			return nil, fmt.Errorf("%w: %w", ErrBadInput, err) // LoadConfig names the file
 		}
 		return spec, nil
 	}
