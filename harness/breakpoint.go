@@ -295,17 +295,20 @@ func (t *Target) checkExited(stop rsp.StopReply) error {
 // that did not fire in time.
 func (bp *Breakpoint) notHit(cause error) error {
 	t := bp.t
-	ctx, cancel := context.WithTimeout(context.Background(), 10e9)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var diag strings.Builder
-	fmt.Fprintf(&diag, "%s (%#x) was not hit: %v", bp.Symbol.Name, bp.Symbol.Addr, cause)
+	where, _ := t.interruptAndLocate(ctx)
+	diag := fmt.Sprintf("%s (%#x) was not hit: %v; %s", bp.Symbol.Name, bp.Symbol.Addr, cause, where)
+	return &NotHitError{Breakpoint: bp.Symbol.Name, Diagnosis: diag, ConsoleTail: t.ConsoleTail(2048), Err: cause}
+}
+
+// interruptAndLocate stops the guest in the debugger and says where each
+// vCPU is; stopped is false when the interrupt failed (the text says why).
+func (t *Target) interruptAndLocate(ctx context.Context) (where string, stopped bool) {
 	if _, err := t.Interrupt(ctx); err != nil {
-		fmt.Fprintf(&diag, "; interrupting the guest failed: %v", err)
-	} else {
-		diag.WriteString("; guest interrupted, vCPUs:")
-		diag.WriteString(t.describeCPUs(ctx))
+		return "interrupting the guest failed: " + err.Error(), false
 	}
-	return &NotHitError{Breakpoint: bp.Symbol.Name, Diagnosis: diag.String(), ConsoleTail: t.ConsoleTail(2048), Err: cause}
+	return "guest interrupted, vCPUs:" + strings.TrimSuffix(t.describeCPUs(ctx), ";"), true
 }
 
 // describeCPUs lists where each vCPU is: pc, function and file:line.

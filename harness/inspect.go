@@ -1102,15 +1102,9 @@ func (w *Watchpoint) notHit(cause error) error {
 	t := w.t
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var diag strings.Builder
-	fmt.Fprintf(&diag, "%s was not hit: %v", w, cause)
-	if _, err := t.Interrupt(ctx); err != nil {
-		fmt.Fprintf(&diag, "; interrupting the guest failed: %v", err)
-	} else {
-		diag.WriteString("; guest interrupted, vCPUs:")
-		diag.WriteString(t.describeCPUs(ctx))
-	}
-	return &NotHitError{Breakpoint: w.Expr, Diagnosis: diag.String(), ConsoleTail: t.ConsoleTail(2048), Err: cause}
+	where, _ := t.interruptAndLocate(ctx)
+	diag := fmt.Sprintf("%s was not hit: %v; %s", w, cause, where)
+	return &NotHitError{Breakpoint: w.Expr, Diagnosis: diag, ConsoleTail: t.ConsoleTail(2048), Err: cause}
 }
 
 // absorbQueuedStops handles stop replies that arrived while kspec thought
@@ -1146,6 +1140,18 @@ func (t *Target) stepOverBreakpoints(ctx context.Context) error {
 	if !armed || t.gdb.Running() {
 		return nil
 	}
+	return t.forEachOnBreakpoint(ctx, func(th int, pc uint64, bp *Breakpoint) error {
+		stop, err := t.gdb.Step(ctx, th)
+		if err != nil {
+			return fmt.Errorf("cpu %d at %s: %w", th-1, bp.Symbol.Name, err)
+		}
+		return t.checkExited(stop)
+	})
+}
+
+// forEachOnBreakpoint calls fn for every vCPU (thread id th) of a stopped
+// guest whose pc is the address of one of kspec's breakpoints.
+func (t *Target) forEachOnBreakpoint(ctx context.Context, fn func(th int, pc uint64, bp *Breakpoint) error) error {
 	threads, err := t.gdb.Threads(ctx)
 	if err != nil {
 		return err
@@ -1161,11 +1167,7 @@ func (t *Target) stepOverBreakpoints(ctx context.Context) error {
 		if bp == nil {
 			continue
 		}
-		stop, err := t.gdb.Step(ctx, th)
-		if err != nil {
-			return fmt.Errorf("cpu %d at %s: %w", th-1, bp.Symbol.Name, err)
-		}
-		if err := t.checkExited(stop); err != nil {
+		if err := fn(th, pc, bp); err != nil {
 			return err
 		}
 	}

@@ -402,10 +402,10 @@ func (t *Target) diagnoseHang() string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := t.Interrupt(ctx); err != nil {
-		return "interrupting the guest to see where it was failed: " + err.Error()
+	d, stopped := t.interruptAndLocate(ctx)
+	if !stopped {
+		return d
 	}
-	d := "guest interrupted, vCPUs:" + strings.TrimSuffix(t.describeCPUs(ctx), ";")
 	if err := t.resume(ctx); err != nil {
 		d += " (resuming it failed: " + err.Error() + ")"
 	}

@@ -166,25 +166,13 @@ func (t *Target) rearm(ctx context.Context) error {
 // of kspec's breakpoints: QEMU stopped there while no debugger listened,
 // and its stop reply went nowhere. It reports whether it recorded any.
 func (t *Target) recordReachedBreakpoints(ctx context.Context) bool {
-	threads, err := t.gdb.Threads(ctx)
-	if err != nil {
-		return false
-	}
 	hit := false
-	for _, th := range threads {
-		pc, err := t.cpuRegister(ctx, th-1, "rip")
-		if err != nil {
-			continue
-		}
-		t.mu.Lock()
-		bp := t.breakpoints[pc]
-		t.mu.Unlock()
-		if bp != nil {
-			stop := rsp.StopReply{Kind: 'T', Signal: 5, Thread: th, Core: -1, Raw: "(stopped while the gdbstub connection was down)"}
-			bp.hits = append(bp.hits, t.describeStop(pc, stop))
-			hit = true
-		}
-	}
+	_ = t.forEachOnBreakpoint(ctx, func(th int, pc uint64, bp *Breakpoint) error {
+		stop := rsp.StopReply{Kind: 'T', Signal: 5, Thread: th, Core: -1, Raw: "(stopped while the gdbstub connection was down)"}
+		bp.hits = append(bp.hits, t.describeStop(pc, stop))
+		hit = true
+		return nil
+	})
 	return hit
 }
 

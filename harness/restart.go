@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // A spec that kills its guest must not take the rest of the run with it:
@@ -34,23 +33,10 @@ func (t *Target) needsRestart() error {
 // baseline had been saved, the new guest's baseline is saved.
 func (t *Target) restart(ctx context.Context, why error) error {
 	t.opts.Logf("the guest is gone (%v); booting a fresh one", why)
-	if t.unwatch != nil {
-		t.unwatch()
-		t.unwatch = nil
+	if err := t.stopGuest(); err != nil {
+		t.opts.Logf("stopping the old guest: %v", err)
 	}
-	if t.gdb != nil {
-		_ = t.gdb.Close()
-		t.gdb = nil
-	}
-	if t.machine != nil {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		err := t.machine.Stop(stopCtx)
-		cancel()
-		if err != nil {
-			t.opts.Logf("stopping the old QEMU: %v", err)
-		}
-		t.machine, t.console = nil, nil
-	}
+	t.gdb, t.machine, t.console = nil, nil, nil
 	t.mu.Lock()
 	for addr, bp := range t.breakpoints {
 		bp.active, bp.hits = false, nil

@@ -318,22 +318,29 @@ func (t *Target) Interrupt(ctx context.Context) (rsp.StopReply, error) {
 // releases the debugger and symbols. It is safe to call more than once.
 func (t *Target) Close() error {
 	t.closeOnce.Do(func() {
-		var errs []error
-		if t.unwatch != nil {
-			t.unwatch()
-		}
-		if t.gdb != nil {
-			errs = append(errs, ignoreClosed(t.gdb.Close()))
-		}
-		if t.machine != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			errs = append(errs, t.machine.Stop(ctx))
-			cancel()
-		}
+		t.closeErr = t.stopGuest()
 		t.closeSymbols()
-		t.closeErr = errors.Join(errs...)
 	})
 	return t.closeErr
+}
+
+// stopGuest ends the QMP event subscription, closes the debugger and stops
+// QEMU (removing its run directory); Close and restart use it.
+func (t *Target) stopGuest() error {
+	var errs []error
+	if t.unwatch != nil {
+		t.unwatch()
+		t.unwatch = nil
+	}
+	if t.gdb != nil {
+		errs = append(errs, ignoreClosed(t.gdb.Close()))
+	}
+	if t.machine != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		errs = append(errs, t.machine.Stop(ctx))
+		cancel()
+	}
+	return errors.Join(errs...)
 }
 
 func (t *Target) closeSymbols() {

@@ -41,27 +41,22 @@ func (t *Target) VerifySymbols(ctx context.Context, syms *symbols.Table) error {
 		return err
 	}
 	op := "read the running kernel's " + bannerSymbol
-	wasRunning := t.gdb.Running()
-	if wasRunning {
-		if _, err := t.Interrupt(ctx); err != nil {
-			return err
-		}
-	}
 	mem := memoryIdentity{}
-	mem.banner, mem.bannerErr = t.gdb.ReadMemory(ctx, file.bannerAddr, len(file.banner))
-	if file.buildID != nil && mem.bannerErr == nil {
-		mem.buildID, mem.buildIDErr = t.gdb.ReadMemory(ctx, file.buildIDAddr, len(file.buildID))
-	}
-	for _, err := range []error{mem.bannerErr, mem.buildIDErr} {
-		var re *rsp.RemoteError
-		if err != nil && !errors.As(err, &re) { // not "unmapped": the connection failed
-			return t.harnessErr(op, err)
+	err = t.withStopped(ctx, func() error {
+		mem.banner, mem.bannerErr = t.gdb.ReadMemory(ctx, file.bannerAddr, len(file.banner))
+		if file.buildID != nil && mem.bannerErr == nil {
+			mem.buildID, mem.buildIDErr = t.gdb.ReadMemory(ctx, file.buildIDAddr, len(file.buildID))
 		}
-	}
-	if wasRunning {
-		if err := t.Continue(ctx); err != nil {
-			return err
+		for _, err := range []error{mem.bannerErr, mem.buildIDErr} {
+			var re *rsp.RemoteError
+			if err != nil && !errors.As(err, &re) { // not "unmapped": the connection failed
+				return t.harnessErr(op, err)
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	return compareKernel(file, mem, kaslrPossible(t.spec))
 }
