@@ -14,18 +14,14 @@ import (
 // snapshots with VM state on the run's scratch drive, whoever saved them),
 // sorted.
 func (t *Target) Snapshots(ctx context.Context) ([]string, error) {
-	var nodes []struct {
-		NodeName string `json:"node-name"`
-		Image    struct {
-			Snapshots []struct {
-				Name        string `json:"name"`
-				VMStateSize uint64 `json:"vm-state-size"`
-			} `json:"snapshots"`
-		} `json:"image"`
-	}
-	err := t.machine.QMP().Run(ctx, qmp.Command{Execute: "query-named-block-nodes", Arguments: map[string]any{"flat": true}}, &nodes)
+	const op = "list snapshots (query-named-block-nodes)"
+	mon, err := t.monitor(ctx, op)
 	if err != nil {
-		return nil, t.harnessErr("list snapshots (query-named-block-nodes)", err)
+		return nil, err
+	}
+	nodes, err := mon.BlockNodeInfo(ctx)
+	if err != nil {
+		return nil, t.harnessErr(op, err)
 	}
 	vmstate, _ := t.machine.SnapshotNodes()
 	var tags []string

@@ -165,6 +165,23 @@ type BlockNode struct {
 	File string `json:"file"`
 	// ReadOnly is true for read-only nodes (such as backing images).
 	ReadOnly bool `json:"ro"`
+	// Image describes the node's image, including its internal snapshots.
+	Image BlockImage `json:"image"`
+}
+
+// BlockImage is the image part of a BlockNode.
+type BlockImage struct {
+	// Snapshots are the image's internal snapshots (qcow2).
+	Snapshots []ImageSnapshot `json:"snapshots"`
+}
+
+// ImageSnapshot is one internal snapshot of an image.
+type ImageSnapshot struct {
+	// Name is the snapshot's tag.
+	Name string `json:"name"`
+	// VMStateSize is the size of the saved VM state; 0 for a disk-only
+	// snapshot.
+	VMStateSize uint64 `json:"vm-state-size"`
 }
 
 // BlockNodeInfo runs query-named-block-nodes (flat: without backing-chain
