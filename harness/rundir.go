@@ -10,10 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxSocketPath is the longest unix socket path Linux accepts (sun_path is
-// 108 bytes with its NUL).
-const maxSocketPath = 107
-
 // CheckRunDirBase checks the one place a user chooses where kspec's
 // sockets live: each QEMU gets a fresh private run directory under
 // os.TempDir() ($TMPDIR, default /tmp) holding its QMP and gdbstub unix
@@ -33,16 +29,9 @@ func CheckRunDirBase() error {
 	if err := unix.Access(base, unix.W_OK|unix.X_OK); err != nil {
 		return fmt.Errorf("%w: TMPDIR %s, where kspec makes its run directory, is not writable: %w; %s", ErrBadInput, base, err, fix)
 	}
-	p := supervisor.PathsIn(filepath.Join(base, "kspec-run-0000000000"))
-	var long []string
-	for _, s := range []string{p.QMPSocket, p.GDBSocket} {
-		if len(s) > maxSocketPath {
-			long = append(long, fmt.Sprintf("%s is %d bytes", s, len(s)))
-		}
-	}
-	if len(long) > 0 {
+	if long := supervisor.PathsIn(filepath.Join(base, "kspec-run-0000000000")).LongSockets(); len(long) > 0 {
 		return fmt.Errorf("%w: TMPDIR %s is too long for the unix sockets kspec makes under it (%s; the limit is %d bytes); %s",
-			ErrBadInput, base, strings.Join(long, ", "), maxSocketPath, fix)
+			ErrBadInput, base, strings.Join(long, ", "), supervisor.MaxSocketPath, fix)
 	}
 	return nil
 }

@@ -204,9 +204,21 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// maxSocketPath is the longest unix socket path Linux accepts (sun_path
+// MaxSocketPath is the longest unix socket path Linux accepts (sun_path
 // is 108 bytes including the terminating NUL).
-const maxSocketPath = 107
+const MaxSocketPath = 107
+
+// LongSockets lists the unix sockets of p whose paths are longer than
+// MaxSocketPath, each as "PATH is N bytes".
+func (p Paths) LongSockets() []string {
+	var long []string
+	for _, s := range []string{p.QMPSocket, p.GDBSocket} {
+		if len(s) > MaxSocketPath {
+			long = append(long, fmt.Sprintf("%s is %d bytes", s, len(s)))
+		}
+	}
+	return long
+}
 
 // managedOptions are QEMU options ExtraArgs may not contain.
 var managedOptions = map[string]string{
@@ -257,10 +269,8 @@ func BuildArgs(cfg Config, p Paths, accel string) ([]string, error) {
 	if cfg.Disk != "" && p.DiskOverlay == "" {
 		bad("Paths.DiskOverlay is empty but Config.Disk is set")
 	}
-	for _, s := range []string{p.QMPSocket, p.GDBSocket} {
-		if len(s) > maxSocketPath {
-			bad("socket path %s is %d bytes, over the %d-byte unix socket limit: use a shorter Config.RunDirBase", s, len(s), maxSocketPath)
-		}
+	for _, s := range p.LongSockets() {
+		bad("socket path %s, over the %d-byte unix socket limit: use a shorter Config.RunDirBase", s, MaxSocketPath)
 	}
 	var gdbChardev string
 	switch cfg.GDB {

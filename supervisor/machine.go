@@ -192,14 +192,7 @@ func Start(ctx context.Context, cfg Config) (_ *Machine, err error) {
 	}
 
 	// Connect to QMP unless QEMU dies first.
-	dctx, cancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-m.done:
-			cancel()
-		case <-dctx.Done():
-		}
-	}()
+	dctx, cancel := m.untilExit(ctx)
 	m.mon, err = qmp.Dial(dctx, p.QMPSocket)
 	cancel()
 	if err != nil {
@@ -378,6 +371,19 @@ func (m *Machine) QMP() *qmp.Monitor {
 	return m.mon
 }
 
+// untilExit returns a context that ends with ctx or as soon as QEMU exits.
+func (m *Machine) untilExit(ctx context.Context) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-m.done:
+			cancel()
+		case <-c.Done():
+		}
+	}()
+	return c, cancel
+}
+
 // ReconnectQMP replaces a QMP connection that was lost while QEMU still
 // runs: QEMU's QMP socket accepts a new client once the old one is gone.
 // When the current connection is up it is returned unchanged. The error
@@ -398,15 +404,8 @@ func (m *Machine) ReconnectQMP(ctx context.Context) (*qmp.Monitor, error) {
 	if err := m.Err(); err != nil {
 		return nil, fmt.Errorf("supervisor: QMP connection lost: %w", err)
 	}
-	dctx, cancel := context.WithCancel(ctx)
+	dctx, cancel := m.untilExit(ctx) // QEMU dying ends the redial at once
 	defer cancel()
-	go func() { // QEMU dying ends the redial at once
-		select {
-		case <-m.done:
-			cancel()
-		case <-dctx.Done():
-		}
-	}()
 	mon, err := qmp.Dial(dctx, m.paths.QMPSocket)
 	if err != nil {
 		select {
