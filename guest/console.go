@@ -362,22 +362,35 @@ func (c *Console) tailLocked(n int) string {
 // a chatty kernel does not crowd the prompts and output that say what went
 // wrong out of the tail.
 func (c *Console) errTail() string {
-	return condenseKernelRuns(sanitizeTail(c.Tail(16*errorTail)), errorTail)
+	return condenseKernelRuns(sanitizeTail(c.Tail(16*errorTail)), errorTail, isKernelMessage(c.profile.KernelLine))
 }
 
-// printkLine matches a kernel message as the console shows it (printk
-// stamps have six decimals).
-var printkLine = regexp.MustCompile(`^\s*(?:<\d>)?\[ *\d+\.\d{6}\]`)
+// isKernelMessage returns a test for whole lines that are kernel messages:
+// kernel (Profile.KernelLine) matches at the start, after blanks and an
+// optional log level ("<3>"). A nil kernel matches nothing.
+func isKernelMessage(kernel *regexp.Regexp) func(line string) bool {
+	return func(line string) bool {
+		if kernel == nil {
+			return false
+		}
+		loc := kernel.FindStringIndex(line)
+		if loc == nil {
+			return false
+		}
+		lead := strings.TrimSpace(line[:loc[0]])
+		return lead == "" || len(lead) == 3 && lead[0] == '<' && lead[2] == '>'
+	}
+}
 
 // keptOfRun is how many kernel messages of a long run condenseKernelRuns
 // keeps (the last ones).
 const keptOfRun = 2
 
 // condenseKernelRuns replaces each run of more than keptOfRun+1 kernel
-// messages in s by a line counting the messages left out, followed by the
-// run's last keptOfRun messages, and returns at most the last max bytes,
-// cut at a line start.
-func condenseKernelRuns(s string, max int) string {
+// messages (lines for which isKernel holds) in s by a line counting the
+// messages left out, followed by the run's last keptOfRun messages, and
+// returns at most the last max bytes, cut at a line start.
+func condenseKernelRuns(s string, max int, isKernel func(string) bool) string {
 	var out []string
 	var run []string
 	flush := func() {
@@ -389,7 +402,7 @@ func condenseKernelRuns(s string, max int) string {
 		run = run[:0]
 	}
 	for _, line := range strings.Split(s, "\n") {
-		if printkLine.MatchString(line) {
+		if isKernel(line) {
 			run = append(run, line)
 			continue
 		}

@@ -7,6 +7,10 @@ import (
 )
 
 func TestCondenseKernelRuns(t *testing.T) {
+	linux, err := ProfileFor(OSLinux)
+	if err != nil {
+		t.Fatal(err)
+	}
 	kmsg := func(i int) string { return fmt.Sprintf("[   12.%06d] kspec-noise %d", i, i) }
 	run := func(from, n int) []string {
 		var l []string
@@ -48,7 +52,7 @@ func TestCondenseKernelRuns(t *testing.T) {
 		{"cut to max at a line start", lines("first line", "second line", "third"), 15, lines("third")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := condenseKernelRuns(tc.in, tc.max); got != tc.want {
+			if got := condenseKernelRuns(tc.in, tc.max, isKernelMessage(linux.KernelLine)); got != tc.want {
 				t.Errorf("condenseKernelRuns:\n got %q\nwant %q", got, tc.want)
 			}
 		})
