@@ -120,15 +120,7 @@ func (fs *frameSection) index() ([]arange, error) {
 			}
 			off = end
 		}
-		slices.SortFunc(out, func(a, b arange) int {
-			switch {
-			case a.lo < b.lo:
-				return -1
-			case a.lo > b.lo:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(out, arange.byLo)
 		fs.fdes = out
 	})
 	return fs.fdes, fs.err

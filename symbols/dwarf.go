@@ -1,6 +1,7 @@
 package symbols
 
 import (
+	"cmp"
 	"debug/dwarf"
 	"debug/elf"
 	"encoding/binary"
@@ -192,6 +193,9 @@ type arange struct {
 	lo, hi uint64 // [lo, hi)
 	unit   uint64 // unit header offset in .debug_info
 }
+
+// byLo orders aranges by start address (for slices.SortFunc).
+func (a arange) byLo(b arange) int { return cmp.Compare(a.lo, b.lo) }
 
 // dwarf returns the image's DWARF sections.
 func (t *Table) dwarf() (*dwarfData, error) {
@@ -889,15 +893,7 @@ func parseAranges(data []byte, order binary.ByteOrder) ([]arange, error) {
 		}
 		b.off = end
 	}
-	slices.SortFunc(out, func(a, b arange) int {
-		if a.lo != b.lo {
-			if a.lo < b.lo {
-				return -1
-			}
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, arange.byLo)
 	return out, b.err
 }
 
@@ -991,15 +987,7 @@ func (d *dwarfData) loadUnitRanges() ([]arange, error) {
 				out = append(out, arange{r[0], r[1], u.off})
 			}
 		}
-		slices.SortFunc(out, func(a, b arange) int {
-			switch {
-			case a.lo < b.lo:
-				return -1
-			case a.lo > b.lo:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(out, arange.byLo)
 		d.unitRanges = out
 	})
 	return d.unitRanges, d.unitRangesErr

@@ -68,31 +68,9 @@ func (t *Table) BuildIDAddr() (uint64, bool) {
 		if err != nil {
 			continue
 		}
-		if off, ok := buildIDDescOffset(b, t); ok {
+		if off, _ := gnuBuildIDNote(b, t.order); off >= 0 {
 			return s.Addr + uint64(off), true
 		}
-	}
-	return 0, false
-}
-
-// buildIDDescOffset returns the offset within the note section b of the
-// GNU build-id note's descriptor (the notes are walked as in
-// findBuildIDNote).
-func buildIDDescOffset(b []byte, t *Table) (int, bool) {
-	const ntGNUBuildID = 3
-	align4 := func(n uint32) int { return int((n + 3) &^ 3) }
-	for off := 0; off+12 <= len(b); {
-		namesz, descsz, typ := t.order.Uint32(b[off:]), t.order.Uint32(b[off+4:]), t.order.Uint32(b[off+8:])
-		name := off + 12
-		desc := name + align4(namesz)
-		next := desc + align4(descsz)
-		if uint64(namesz) > uint64(len(b)) || uint64(descsz) > uint64(len(b)) || next > len(b) {
-			return 0, false
-		}
-		if typ == ntGNUBuildID && string(b[name:name+int(namesz)]) == "GNU\x00" && descsz > 0 {
-			return desc, true
-		}
-		off = next
 	}
 	return 0, false
 }

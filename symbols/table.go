@@ -204,22 +204,33 @@ func (t *Table) readBuildID() string {
 
 // findBuildIDNote scans the ELF notes in b for a GNU build-id note.
 func findBuildIDNote(b []byte, order binary.ByteOrder) []byte {
+	off, desc := gnuBuildIDNote(b, order)
+	if off < 0 {
+		return nil
+	}
+	return desc
+}
+
+// gnuBuildIDNote walks the notes in b and returns the GNU build-id note's
+// descriptor and its offset in b, or -1 and nil.
+func gnuBuildIDNote(b []byte, order binary.ByteOrder) (int, []byte) {
 	const ntGNUBuildID = 3
 	align4 := func(n uint32) uint32 { return (n + 3) &^ 3 }
-	for len(b) >= 12 {
-		namesz, descsz, typ := order.Uint32(b), order.Uint32(b[4:]), order.Uint32(b[8:])
-		b = b[12:]
+	for off := 0; len(b)-off >= 12; {
+		namesz, descsz, typ := order.Uint32(b[off:]), order.Uint32(b[off+4:]), order.Uint32(b[off+8:])
+		off += 12
 		nlen, dlen := align4(namesz), align4(descsz)
-		if uint64(nlen)+uint64(dlen) > uint64(len(b)) || namesz > nlen || descsz > dlen {
-			return nil
+		if uint64(nlen)+uint64(dlen) > uint64(len(b)-off) || namesz > nlen || descsz > dlen {
+			return -1, nil
 		}
-		name, desc := b[:namesz], b[nlen:nlen+descsz]
-		b = b[nlen+dlen:]
+		name, descOff := b[off:off+int(namesz)], off+int(nlen)
+		desc := b[descOff : descOff+int(descsz)]
+		off += int(nlen + dlen)
 		if typ == ntGNUBuildID && bytes.Equal(name, []byte("GNU\x00")) && len(desc) > 0 {
-			return desc
+			return descOff, desc
 		}
 	}
-	return nil
+	return -1, nil
 }
 
 // sectionForAddr returns the index of the allocated section that contains
