@@ -25,4 +25,11 @@
 // Errors wrap with %w and name the packet that was sent: an empty reply is
 // ErrUnsupported, an `Exx` reply is a *RemoteError, a lost connection is
 // ErrConnectionClosed.
+//
+// Files: client.go (the Client, its options and accessors), connect.go (the
+// handshake: qSupported, target.xml), wire.go (reader and writer goroutines,
+// acknowledgements, routing replies), call.go (the request life cycle,
+// probes and resynchronisation), state.go (where the target is: stop queue,
+// running or stopped), packets.go (one method per packet), memory.go
+// (pipelined m, M), stop.go (stop replies), codec.go (framing).
 package rsp
