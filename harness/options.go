@@ -28,6 +28,11 @@ type Options struct {
 	CacheDir string
 	// QEMU is the emulator binary. Default: $KSPEC_QEMU or qemu-system-x86_64.
 	QEMU string
+	// QEMUData are QEMU's firmware and data directories (-L), for a QEMU
+	// not installed system-wide. Default: $KSPEC_QEMU_DATA (directories
+	// separated by ':'), else the share/seabios and share/qemu next to the
+	// QEMU binary when they exist (supervisor.DataDirs).
+	QEMUData []string
 	// Accel is "auto", "kvm" or "tcg". Default: $KSPEC_ACCEL or "auto".
 	Accel string
 	// MemoryMiB and CPUs override the guest's defaults when non-zero.
@@ -55,6 +60,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if out.QEMU == "" {
 		out.QEMU = "qemu-system-x86_64"
+	}
+	if out.QEMUData == nil {
+		out.QEMUData = SplitDirList(os.Getenv("KSPEC_QEMU_DATA"))
 	}
 	if out.Accel == "" {
 		out.Accel = os.Getenv("KSPEC_ACCEL")
@@ -110,4 +118,16 @@ func CheckQEMU(qemu string) error {
 		return fmt.Errorf("%w: qemu-img not found (%v); install it with: apt-get update && apt-get install -y qemu-utils", ErrMissing, err)
 	}
 	return nil
+}
+
+// SplitDirList splits a ':'-separated directory list (KSPEC_QEMU_DATA,
+// --qemu-data), dropping empty entries; nil for an empty list.
+func SplitDirList(list string) []string {
+	var dirs []string
+	for _, d := range filepath.SplitList(list) {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
 }

@@ -110,6 +110,7 @@ func (t *Target) start(bootCtx context.Context) error {
 	accel := ChooseAccel(bootCtx, o, spec)
 	cfg := supervisor.Config{
 		QEMU:        o.QEMU,
+		DataDirs:    o.QEMUData,
 		Kernel:      spec.Kernel,
 		Initrd:      spec.Initrd,
 		Append:      spec.Append,
@@ -413,7 +414,7 @@ func StartMachine(ctx context.Context, opts Options, halted bool) (*supervisor.M
 	cleanStale(o)
 	accel := ChooseAccel(ctx, o, spec)
 	m, err := supervisor.Start(ctx, supervisor.Config{
-		QEMU: o.QEMU, Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Disk: spec.Disk,
+		QEMU: o.QEMU, DataDirs: o.QEMUData, Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Disk: spec.Disk,
 		MemoryMiB: firstNonZero(o.MemoryMiB, spec.MemoryMiB), CPUs: firstNonZero(o.CPUs, spec.CPUs),
 		Accel: accel, PanicDevice: true,
 	})

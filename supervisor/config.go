@@ -43,6 +43,13 @@ type Config struct {
 	// path containing a directory, else "qemu-img" on $PATH.
 	QEMUImg string
 
+	// DataDirs are QEMU's firmware and data directories (-L, searched in
+	// order before QEMU's compiled-in one). nil: Start uses DataDirs(QEMU),
+	// the share/seabios and share/qemu beside a QEMU that is not installed
+	// system-wide (scripts/qemu-extra unpacks one), so no wrapper script is
+	// needed. Empty and non-nil: none.
+	DataDirs []string
+
 	// Kernel is a kernel image for direct boot (-kernel).
 	Kernel string
 	// Initrd is an initramfs for direct boot (-initrd); needs Kernel.
@@ -249,6 +256,11 @@ func BuildArgs(cfg Config, p Paths, accel string) ([]string, error) {
 	default:
 		bad("Config.DiskInterface %q: want \"ide\" or \"virtio\"", cfg.DiskInterface)
 	}
+	for _, d := range cfg.DataDirs {
+		if d == "" {
+			bad("Config.DataDirs has an empty directory")
+		}
+	}
 	if cfg.MemoryMiB < 0 {
 		bad("Config.MemoryMiB %d is negative", cfg.MemoryMiB)
 	}
@@ -318,6 +330,9 @@ func BuildArgs(cfg Config, p Paths, accel string) ([]string, error) {
 		"-no-user-config", "-nodefaults",
 		"-display", "none",
 		"-no-reboot",
+	}
+	for _, d := range cfg.DataDirs {
+		args = append(args, "-L", d)
 	}
 	if cfg.Machine != "" {
 		args = append(args, "-machine", cfg.Machine)

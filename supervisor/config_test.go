@@ -88,6 +88,20 @@ func TestBuildArgs(t *testing.T) {
 			errs: []string{`Config.GDB "serial"`},
 		},
 		{
+			name: "data dirs become -L in order", cfg: with(kernel, func(c *Config) {
+				c.DataDirs = []string{"/opt/q/usr/share/seabios", "/opt/q/usr/share/qemu"}
+			}), paths: p, accel: "tcg",
+			want: [][]string{{"-L", "/opt/q/usr/share/seabios", "-L", "/opt/q/usr/share/qemu"}},
+		},
+		{
+			name: "no data dirs, no -L", cfg: kernel, paths: p, accel: "tcg",
+			notWant: [][]string{{"-L"}},
+		},
+		{
+			name: "an empty data dir is refused", cfg: with(kernel, func(c *Config) { c.DataDirs = []string{""} }), paths: p, accel: "tcg",
+			errs: []string{"Config.DataDirs has an empty directory"},
+		},
+		{
 			name: "kvm uses -cpu host", cfg: kernel, paths: p, accel: "kvm",
 			want: [][]string{{"-accel", "kvm"}, {"-cpu", "host"}},
 		},

@@ -87,6 +87,9 @@ func Start(ctx context.Context, cfg Config) (_ *Machine, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.DataDirs == nil {
+		cfg.DataDirs = DataDirs(qemuPath)
+	}
 	if cfg.Disk != "" {
 		abs, err := filepath.Abs(cfg.Disk)
 		if err != nil {

@@ -16,16 +16,17 @@ import (
 // how to run it. Giving --kernel or --disk describes a guest on the command
 // line instead of naming a prepared one.
 type guestFlags struct {
-	guest, cache, qemu, accel          string
-	kernel, symbols, initrd, disk      string
-	appendLine, osName, user, password string
-	memory, cpus                       int
+	guest, cache, qemu, qemuData, accel string
+	kernel, symbols, initrd, disk       string
+	appendLine, osName, user, password  string
+	memory, cpus                        int
 }
 
 func (g *guestFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.guest, "guest", "", "prepared guest name or guest config file (default $KSPEC_GUEST or "+harness.DefaultGuest+")")
 	fs.StringVar(&g.cache, "cache", "", "guest cache directory (default $KSPEC_CACHE or ~/.cache/kspec)")
 	fs.StringVar(&g.qemu, "qemu", "", "QEMU binary (default $KSPEC_QEMU or qemu-system-x86_64)")
+	fs.StringVar(&g.qemuData, "qemu-data", "", "QEMU firmware/data directories (-L), ':'-separated (default $KSPEC_QEMU_DATA, else share/seabios and share/qemu beside --qemu)")
 	fs.StringVar(&g.accel, "accel", "", "accelerator: auto, kvm or tcg (default $KSPEC_ACCEL or auto)")
 	fs.StringVar(&g.kernel, "kernel", "", "boot this kernel image instead of a prepared guest's")
 	fs.StringVar(&g.symbols, "symbols", "", "kernel symbol file (vmlinux, kernel.debug)")
@@ -47,7 +48,12 @@ func (g *guestFlags) described() bool { return g.kernel != "" || g.disk != "" }
 func (g *guestFlags) options() (harness.Options, error) {
 	o := harness.Options{
 		Guest: g.guest, CacheDir: g.cache, QEMU: g.qemu, Accel: g.accel,
-		MemoryMiB: g.memory, CPUs: g.cpus,
+		MemoryMiB: g.memory, CPUs: g.cpus, QEMUData: harness.SplitDirList(g.qemuData),
+	}
+	for _, d := range o.QEMUData {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			return o, usagef("--qemu-data %s: not a directory (give QEMU's firmware directories, e.g. <prefix>/share/qemu)", d)
+		}
 	}
 	switch g.accel {
 	case "", "auto", "kvm", "tcg":
