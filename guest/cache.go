@@ -63,6 +63,8 @@ type Package struct {
 	Version string `json:"version"`
 	// SHA256 is the .deb's checksum as the package lists give it.
 	SHA256 string `json:"sha256,omitempty"`
+	// Suite is the Debian suite the package was taken from.
+	Suite string `json:"suite,omitempty"`
 }
 
 // Artifact is one file of a prepared guest.

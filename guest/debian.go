@@ -1,171 +1,325 @@
 package guest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
+	"regexp"
+	"slices"
 	"strings"
+	"time"
+
+	"github.com/kspec/kspec/archive"
 )
 
-// debianGuest is a guest Prepare builds from Debian packages: the kernel
-// image that the metapackage Meta currently depends on ("linux-image-<abi>"),
-// its "-unsigned" package (the vmlinuz), its "-dbg" package (the vmlinux)
-// and busybox-static (the userland).
+// nowFunc is the clock release dates are compared with.
+var nowFunc = time.Now
+
+// debianGuest is a guest Prepare builds from Debian packages: a suite and a
+// kernel flavour of one architecture. Its kernel is what the flavour's
+// metapackage (e.g. linux-image-cloud-amd64) depends on in the suite now.
 type debianGuest struct {
-	Name string // the guest's name
-	Meta string // the metapackage that names the newest kernel image
+	Name    string // the guest's name
+	Suite   string // the Debian suite, e.g. "bookworm", "sid", "experimental"
+	Flavour string // "cloud" or "generic"
+	Arch    string // Debian architecture, e.g. "amd64"
 }
 
-// debianGuests are the guests Prepare can build. A new one is one line.
-var debianGuests = []debianGuest{
-	{Name: "debian-cloud", Meta: "linux-image-cloud-amd64"},
-	{Name: "debian-generic", Meta: "linux-image-amd64"},
-}
-
-// lookupDebian returns the recipe of a named Debian guest.
-func lookupDebian(name string) (debianGuest, bool) {
-	for _, g := range debianGuests {
-		if g.Name == name {
-			return g, true
-		}
+// Meta is the flavour's metapackage, which names the newest kernel.
+func (g debianGuest) Meta() string {
+	if g.Flavour == "generic" {
+		return "linux-image-" + g.Arch
 	}
-	return debianGuest{}, false
+	return "linux-image-" + g.Flavour + "-" + g.Arch
+}
+
+// defaultSuite is the suite of the guests named without one
+// ("debian-cloud", "debian-generic").
+const defaultSuite = "bookworm"
+
+// debianFlavours are the kernel flavours a guest name may end with.
+var debianFlavours = []string{"cloud", "generic"}
+
+// standardSuites are the suites KnownGuests lists (any suite the mirror
+// carries can be named).
+var standardSuites = []string{"bookworm", "trixie", "sid", "experimental"}
+
+// suitePattern is what a suite name in a guest name may look like.
+var suitePattern = regexp.MustCompile(`^[a-z][a-z0-9.]*(-[a-z0-9.]+)*$`)
+
+// lookupDebian parses a guest name: "debian-<suite>-<flavour>" (e.g.
+// "debian-sid-cloud", "debian-bookworm-backports-generic") or, for the
+// default suite, "debian-<flavour>".
+func lookupDebian(name string) (debianGuest, bool) {
+	rest, ok := strings.CutPrefix(name, "debian-")
+	if !ok {
+		return debianGuest{}, false
+	}
+	g := debianGuest{Name: name, Suite: defaultSuite, Arch: DefaultDebianArch}
+	i := strings.LastIndexByte(rest, '-')
+	if i < 0 {
+		g.Flavour = rest
+	} else {
+		g.Suite, g.Flavour = rest[:i], rest[i+1:]
+	}
+	if !slices.Contains(debianFlavours, g.Flavour) || !suitePattern.MatchString(g.Suite) {
+		return debianGuest{}, false
+	}
+	return g, true
+}
+
+// DefaultDebianArch is the Debian architecture guests are built for.
+const DefaultDebianArch = "amd64"
+
+// CanPrepare reports whether Prepare understands a guest name (whether
+// the suite exists is the mirror's to say).
+func CanPrepare(name string) bool {
+	_, ok := lookupDebian(name)
+	return ok
 }
 
 // busyboxPackage provides /bin/busybox, statically linked.
 const busyboxPackage = "busybox-static"
 
-// aptPackage is a package's record in the apt package lists.
-type aptPackage struct {
-	Name     string
-	Version  string
-	Size     int64
-	SHA256   string
-	Depends  string
-	Filename string
-}
+// ErrUnknownGuest: the guest's suite, flavour or mirror does not exist.
+var ErrUnknownGuest = errors.New("no such guest")
 
 // resolution is what a Debian guest is built from right now.
 type resolution struct {
 	ABI     string // kernel release, e.g. 6.1.0-56-cloud-amd64
-	Meta    aptPackage
-	Kernel  aptPackage // linux-image-<abi>-unsigned
-	Debug   aptPackage // linux-image-<abi>-dbg
-	Busybox aptPackage
+	Meta    *archive.Package
+	Image   *archive.Package // linux-image-<abi>, the package the metapackage names
+	Kernels []*archive.Package
+	Debugs  []*archive.Package
+	Busybox *archive.Package
+	Notes   []string // what the resolution had to decide, for progress
 }
 
-// staleListsFix is the advice when apt does not know a package.
-const staleListsFix = "the apt package lists are missing or out of date: run `apt-get update` (as root) and prepare again"
+// sourceLayer is a set of suites looked at together: a package is taken
+// in its newest version among them.
+type sourceLayer []*archive.Index
 
-// resolveDebian asks apt-cache (local package lists, no network) which
-// kernel the metapackage depends on now, and for the records of the
-// packages to download.
-func resolveDebian(ctx context.Context, g debianGuest) (*resolution, error) {
-	meta, err := aptShow(ctx, g.Meta)
-	if err != nil {
-		return nil, err
-	}
-	m, ok := meta[g.Meta]
-	if !ok {
-		return nil, fmt.Errorf("apt-cache knows no package %s: %s", g.Meta, staleListsFix)
-	}
-	image, err := kernelImageFromDepends(m.Depends)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", g.Meta, m.Version, err)
-	}
-	r := &resolution{ABI: strings.TrimPrefix(image, "linux-image-"), Meta: m}
-	names := []string{image + "-unsigned", image + "-dbg", busyboxPackage}
-	pkgs, err := aptShow(ctx, names...)
-	if err != nil {
-		return nil, err
-	}
-	for i, dst := range []*aptPackage{&r.Kernel, &r.Debug, &r.Busybox} {
-		p, ok := pkgs[names[i]]
-		if !ok {
-			return nil, fmt.Errorf("%s %s depends on %s, but apt-cache knows no package %s: %s",
-				g.Meta, m.Version, image, names[i], staleListsFix)
+// sources are the layers of a guest's suites, first layer first: a
+// package is taken from the first layer that has it.
+type sources []sourceLayer
+
+// find returns the newest record of a package in the first layer that
+// has it.
+func (s sources) find(name string) *archive.Package {
+	for _, layer := range s {
+		var best *archive.Package
+		for _, ix := range layer {
+			if p := ix.Get(name); p != nil && (best == nil || archive.CompareVersions(p.Version, best.Version) > 0) {
+				best = p
+			}
 		}
-		*dst = p
+		if best != nil {
+			return best
+		}
+	}
+	return nil
+}
+
+// index returns the index a package record was read from.
+func (s sources) index(p *archive.Package) *archive.Index {
+	for _, layer := range s {
+		for _, ix := range layer {
+			if ix.Suite == p.Suite && ix.Mirror == p.Mirror {
+				return ix
+			}
+		}
+	}
+	return nil
+}
+
+// suiteSpec is one suite to read: at a mirror, and whether it may be
+// missing (a -security or -updates suite).
+type suiteSpec struct {
+	mirror, suite string
+	optional      bool
+}
+
+// suiteLayers says which suites a guest reads, layer by layer:
+//   - experimental (NotAutomatic, holds only some packages): experimental
+//     first, falling back to unstable for everything else (the userland);
+//   - <release>-backports: the backports first, falling back to the release;
+//   - unstable/sid: itself;
+//   - a release (bookworm, trixie, stable, ...): itself together with its
+//     -security (on the security mirror) and -updates suites, newest
+//     version wins, as apt does with equal priorities.
+func suiteLayers(suite, mirror, security string) [][]suiteSpec {
+	release := func(s string) []suiteSpec {
+		if s == "sid" || s == "unstable" {
+			return []suiteSpec{{mirror, s, false}}
+		}
+		l := []suiteSpec{{mirror, s, false}, {mirror, s + "-updates", true}}
+		if security != "" && security != "none" {
+			l = append(l, suiteSpec{security, s + "-security", true})
+		}
+		return l
+	}
+	switch {
+	case suite == "experimental" || suite == "rc-buggy":
+		return [][]suiteSpec{{{mirror, suite, false}}, release("sid")}
+	case strings.HasSuffix(suite, "-backports"):
+		return [][]suiteSpec{{{mirror, suite, false}}, release(strings.TrimSuffix(suite, "-backports"))}
+	case strings.HasSuffix(suite, "-security") || strings.HasSuffix(suite, "-updates"):
+		return [][]suiteSpec{{{mirror, suite, false}}}
+	}
+	return [][]suiteSpec{release(suite)}
+}
+
+// readSources fetches and verifies the release and the Packages index of
+// every suite of the guest.
+func readSources(ctx context.Context, c *archive.Client, g debianGuest, mirror, security string, say func(string, ...any)) (sources, error) {
+	var out sources
+	for _, layer := range suiteLayers(g.Suite, mirror, security) {
+		var l sourceLayer
+		for _, s := range layer {
+			r, err := c.Release(ctx, s.mirror, s.suite)
+			if errors.Is(err, archive.ErrNotFound) && s.optional {
+				say("%s has no suite %s; going on without it", s.mirror, s.suite)
+				continue
+			}
+			if errors.Is(err, archive.ErrNotFound) {
+				return nil, fmt.Errorf("%w: %w; name a suite the mirror carries (bookworm, trixie, sid, experimental, ...) or another mirror", ErrUnknownGuest, err)
+			}
+			if err != nil {
+				return nil, err
+			}
+			say("verified %s/dists/%s/InRelease (%s %s, %s, signed by %s)", s.mirror, s.suite, r.Suite, r.Codename, r.Date.Format("2006-01-02"), r.Signer)
+			if r.Expired(nowFunc()) {
+				say("warning: %s/dists/%s/InRelease was valid until %s; the mirror has not been updated since (or the clock is wrong)",
+					s.mirror, s.suite, r.ValidUntil.Format("2006-01-02 15:04 MST"))
+			}
+			ix, err := c.Packages(ctx, r, "main", g.Arch)
+			if errors.Is(err, archive.ErrNotFound) && !s.optional {
+				return nil, fmt.Errorf("%w: %w", ErrUnknownGuest, err)
+			}
+			if err != nil {
+				if s.optional {
+					say("skipping %s: %v", s.suite, err)
+					continue
+				}
+				return nil, err
+			}
+			l = append(l, ix)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// resolveDebian finds in the guest's suites the packages to build it from:
+// the metapackage's kernel image package (its name gives the ABI); the
+// packages of that kernel build that may ship the kernel image (Prepare
+// looks into them for one), most likely first; the debug packages that
+// may ship its vmlinux; and busybox-static.
+func resolveDebian(src sources, g debianGuest) (*resolution, error) {
+	suites := strings.Join(suiteNames(src), ", ")
+	meta := src.find(g.Meta())
+	if meta == nil {
+		return nil, fmt.Errorf("%w: the suites %s have no package %s for %s (flavour %s): kspec prepares flavours %s",
+			ErrUnknownGuest, suites, g.Meta(), g.Arch, g.Flavour, strings.Join(debianFlavours, ", "))
+	}
+	imageName, err := kernelImageFromDepends(meta.Depends)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s (%s): %w", meta.Name, meta.Version, meta.Suite, err)
+	}
+	ix := src.index(meta)
+	image := ix.Get(imageName)
+	if image == nil {
+		image = src.find(imageName)
+	}
+	if image == nil {
+		return nil, fmt.Errorf("%s %s (%s) depends on %s, which the suites %s do not have", meta.Name, meta.Version, meta.Suite, imageName, suites)
+	}
+	abi := strings.TrimPrefix(imageName, "linux-image-")
+	r := &resolution{ABI: abi, Meta: meta, Image: image}
+	r.Kernels, r.Debugs = kernelCandidates(src.index(image), image, abi)
+	if len(r.Debugs) == 0 {
+		return nil, fmt.Errorf("suite %s has no debug package of %s %s (no package named for %s with a -dbg suffix): kspec needs the vmlinux with DWARF",
+			image.Suite, image.Name, image.Version, abi)
+	}
+	r.Busybox = src.find(busyboxPackage)
+	if r.Busybox == nil {
+		return nil, fmt.Errorf("the suites %s have no package %s", suites, busyboxPackage)
+	}
+	if r.Busybox.Suite != meta.Suite {
+		r.Notes = append(r.Notes, fmt.Sprintf("the kernel comes from %s, %s %s from %s", meta.Suite, busyboxPackage, r.Busybox.Version, r.Busybox.Suite))
 	}
 	return r, nil
 }
 
-// aptShow runs `apt-cache show --no-all-versions` (the candidate versions)
-// and returns the records found by package name.
-func aptShow(ctx context.Context, names ...string) (map[string]aptPackage, error) {
-	cmd := exec.CommandContext(ctx, "apt-cache", append([]string{"show", "--no-all-versions"}, names...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
+// suiteNames lists the suites of the sources.
+func suiteNames(src sources) []string {
+	var names []string
+	for _, l := range src {
+		for _, ix := range l {
+			names = append(names, ix.Suite)
+		}
 	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		return nil, fmt.Errorf("running apt-cache: %w", err)
-	}
-	// apt-cache exits non-zero if any name is unknown; the caller reports
-	// which one is missing.
-	return parseAptRecords(out)
+	return names
 }
 
-// parseAptRecords parses apt's RFC 822 style records (stanzas separated by
-// empty lines, continuation lines start with a space).
-func parseAptRecords(data []byte) (map[string]aptPackage, error) {
-	out := map[string]aptPackage{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	fields := map[string]string{}
-	last := ""
-	flush := func() error {
-		defer clear(fields)
-		name := fields["Package"]
-		if name == "" {
-			return nil
-		}
-		p := aptPackage{Name: name, Version: fields["Version"], SHA256: fields["SHA256"],
-			Depends: fields["Depends"], Filename: fields["Filename"]}
-		if s := fields["Size"]; s != "" {
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				return fmt.Errorf("apt record of %s: bad Size %q", name, s)
-			}
-			p.Size = n
-		}
-		if _, dup := out[name]; !dup {
-			out[name] = p
-		}
-		return nil
+// kernelCandidates returns the packages of one kernel build (named for
+// abi, of the image's version, in its index) that may ship its kernel
+// image, and those that may ship its vmlinux (the -dbg ones), most likely
+// first. Which one really ships the file is decided by looking inside.
+// Preferred: the unsigned image packages Debian publishes beside the
+// signed ones (linux-image-<abi>-unsigned, linux-binary-unsigned-<abi>:
+// the image built together with the vmlinux); then the image package's
+// dependencies (new layout: linux-binary-<abi>) and the packages that
+// replace it; then builds of the unsigned source; then the smaller. The
+// order only saves downloads: a package is used only if it holds a kernel
+// image.
+func kernelCandidates(ix *archive.Index, image *archive.Package, abi string) (kernels, debugs []*archive.Package) {
+	build := ix.Select(func(p *archive.Package) bool {
+		return strings.Contains(p.Name, abi) && p.Version == image.Version && !strings.Contains(p.Name, "headers")
+	})
+	related := map[string]bool{image.Name: true}
+	for _, n := range image.DependsOn() {
+		related[n] = true
 	}
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.TrimSpace(line) == "":
-			if err := flush(); err != nil {
-				return nil, err
+	for _, p := range build {
+		for _, n := range p.ReplacesOrConflicts() {
+			if n == image.Name {
+				related[p.Name] = true
 			}
-		case line[0] == ' ' || line[0] == '\t':
-			if last != "" {
-				fields[last] += "\n" + strings.TrimSpace(line)
-			}
-		default:
-			k, v, ok := strings.Cut(line, ":")
-			if !ok {
-				continue
-			}
-			last = k
-			fields[k] = strings.TrimSpace(v)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
+	rank := func(p *archive.Package) int {
+		r := 0
+		if !strings.Contains(p.Name, "unsigned") {
+			r += 4
+		}
+		if !related[p.Name] {
+			r += 2
+		}
+		if strings.Contains(p.Source, "signed") {
+			r++
+		}
+		return r
 	}
-	return out, flush()
+	for _, p := range build {
+		if strings.HasSuffix(p.Name, "-dbg") || strings.HasSuffix(p.Name, "-dbgsym") {
+			debugs = append(debugs, p)
+		} else {
+			kernels = append(kernels, p)
+		}
+	}
+	slices.SortFunc(kernels, func(a, b *archive.Package) int {
+		if c := rank(a) - rank(b); c != 0 {
+			return c
+		}
+		if a.Size != b.Size {
+			return int(a.Size - b.Size)
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	slices.SortFunc(debugs, func(a, b *archive.Package) int { return strings.Compare(a.Name, b.Name) })
+	return kernels, debugs
 }
 
 // kernelImageFromDepends returns the kernel image package a metapackage's
@@ -184,17 +338,20 @@ func kernelImageFromDepends(depends string) (string, error) {
 	return "", fmt.Errorf("its Depends (%q) names no linux-image-* package", depends)
 }
 
-// needTools checks that the Debian tools Prepare runs are installed.
-func needTools() error {
-	var missing []string
-	for _, t := range []string{"apt-cache", "apt-get", "dpkg-deb"} {
-		if _, err := exec.LookPath(t); err != nil {
-			missing = append(missing, t)
+// mirrorFromEnv returns the mirror options, from PrepareOptions or, when
+// unset, the environment (KSPEC_DEBIAN_MIRROR, KSPEC_DEBIAN_SECURITY_MIRROR,
+// KSPEC_DEBIAN_KEYRING), or the defaults.
+func mirrorFromEnv(opts PrepareOptions) (mirror, security, keyring string) {
+	pick := func(v, env, def string) string {
+		if v != "" {
+			return v
 		}
+		if e := os.Getenv(env); e != "" {
+			return e
+		}
+		return def
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("preparing a Debian guest needs %s, which %s not on PATH=%s: prepare on a Debian or Ubuntu machine, or describe the guest in a config file (KSPEC_GUEST=path/to/guest.json, see guest.LoadConfig)",
-			strings.Join(missing, ", "), map[bool]string{true: "is", false: "are"}[len(missing) == 1], os.Getenv("PATH"))
-	}
-	return nil
+	return strings.TrimSuffix(pick(opts.Mirror, "KSPEC_DEBIAN_MIRROR", archive.DefaultMirror), "/"),
+		strings.TrimSuffix(pick(opts.SecurityMirror, "KSPEC_DEBIAN_SECURITY_MIRROR", archive.DefaultSecurityMirror), "/"),
+		pick(opts.Keyring, "KSPEC_DEBIAN_KEYRING", "")
 }

@@ -76,11 +76,10 @@ func TestFindDamagedContents(t *testing.T) {
 	}
 }
 
-// TestPrepareDamagedWithoutApt: a prepare that cannot rebuild (no apt)
+// TestPrepareDamagedMirrorDown: a prepare that cannot rebuild (no mirror)
 // does not hand out a damaged guest, even one whose sizes are right; its
 // error says the guest is damaged and why it could not be rebuilt.
-func TestPrepareDamagedWithoutApt(t *testing.T) {
-	t.Setenv("PATH", t.TempDir())
+func TestPrepareDamagedMirrorDown(t *testing.T) {
 	cache := t.TempDir()
 	dir := fakePrepared(t, cache, "debian-cloud", "6.1.0-56-cloud-amd64")
 	// Same size, other contents: only the checksums tell.
@@ -90,9 +89,9 @@ func TestPrepareDamagedWithoutApt(t *testing.T) {
 	if _, err := Find("debian-cloud", cache); err != nil {
 		t.Fatalf("Find checks sizes and headers only, yet: %v", err)
 	}
-	_, _, err := Prepare(t.Context(), "debian-cloud", PrepareOptions{CacheDir: cache})
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "initrd.img: sha256") || !strings.Contains(err.Error(), "apt-cache") {
-		t.Errorf("Prepare of a damaged guest without apt = %v\nwant ErrCorrupt naming initrd.img's checksum and the missing apt-cache", err)
+	_, _, err := Prepare(t.Context(), "debian-cloud", PrepareOptions{CacheDir: cache, Mirror: "http://127.0.0.1:1/debian", SecurityMirror: "none"})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "initrd.img: sha256") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("Prepare of a damaged guest with the mirror down = %v\nwant ErrCorrupt naming initrd.img's checksum and the unreachable mirror", err)
 	}
 }
 

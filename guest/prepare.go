@@ -1,8 +1,6 @@
 package guest
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,15 +9,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kspec/kspec/archive"
 	"github.com/kspec/kspec/guest/initramfs"
 )
 
@@ -31,6 +29,17 @@ type PrepareOptions struct {
 	Progress io.Writer
 	// Force rebuilds the guest even if its version is already prepared.
 	Force bool
+	// Mirror is the Debian archive to read; "" means $KSPEC_DEBIAN_MIRROR
+	// or archive.DefaultMirror.
+	Mirror string
+	// SecurityMirror carries the <release>-security suites; "" means
+	// $KSPEC_DEBIAN_SECURITY_MIRROR or archive.DefaultSecurityMirror,
+	// "none" reads no security suite.
+	SecurityMirror string
+	// Keyring is the OpenPGP keyring the suites' InRelease files must
+	// verify against; "" means $KSPEC_DEBIAN_KEYRING or
+	// archive.DefaultKeyring.
+	Keyring string
 }
 
 // PrepareResult says what Prepare did.
@@ -53,17 +62,23 @@ type PrepareResult struct {
 // progressInterval is how often long steps report progress.
 const progressInterval = time.Second
 
-// Prepare makes sure the newest version of a Debian guest ("debian-cloud",
-// "debian-generic") is in the cache and returns its Spec.
+// Prepare makes sure the newest version of a Debian guest
+// ("debian-<suite>-<flavour>", e.g. "debian-sid-cloud"; "debian-cloud" and
+// "debian-generic" are bookworm's) is in the cache and returns its Spec.
 //
-// The version is resolved from the guest's metapackage with apt-cache (the
-// local package lists: run `apt-get update` first); if that version is
-// already prepared nothing is done. Otherwise the packages are downloaded
-// with `apt-get download`, only the needed files are extracted
-// (`dpkg-deb --fsys-tarfile` read with archive/tar), the initramfs is built
-// and everything is moved into place with one rename. If the newest version
-// cannot be resolved or downloaded but an older one is prepared, that one
-// is returned and PrepareResult.Fallback says why.
+// Neither apt nor dpkg is used, and the host's package lists do not
+// matter: the suite's InRelease is read from the mirror and verified
+// against the Debian archive keyring, its Packages index is checked against
+// the InRelease, and the version is resolved from the guest's metapackage
+// (see suiteLayers for the suites read together, e.g. experimental over
+// unstable); if that version is already prepared nothing is done.
+// Otherwise the packages are downloaded into the cache and checked against
+// the index, the kernel image, the vmlinux and busybox are found in them by
+// their contents and streamed out, the initramfs is built and everything is
+// moved into place with one rename. If the newest version cannot be
+// resolved or downloaded but an older one is prepared, that one is returned
+// and PrepareResult.Fallback says why. A suite, flavour or mirror that does
+// not exist is an error wrapping ErrUnknownGuest.
 //
 // Concurrent Prepares of one guest serialise on a lock file; a cancelled
 // ctx (e.g. SIGINT) stops the work and removes the partial build.
@@ -116,6 +131,11 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 			return nil, res, fmt.Errorf("guest: preparing %s: the prepared version is damaged (%w), and kspec cannot build it again: %w", name, ferr, cause)
 		}
 		if ferr != nil {
+			if errors.Is(cause, ErrUnknownGuest) && errors.Is(ferr, ErrNotPrepared) {
+				// Leave no directory behind for a guest that does not exist.
+				os.Remove(filepath.Join(gdir, ".lock"))
+				os.Remove(gdir)
+			}
 			return nil, res, fmt.Errorf("guest: preparing %s: %w", name, cause)
 		}
 		res.Dir = filepath.Dir(spec.Symbols)
@@ -126,13 +146,20 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 		return spec, res, nil
 	}
 
-	if err := needTools(); err != nil {
-		return fallback(err)
-	}
-	say("resolving %s: apt-cache show %s", name, g.Meta)
-	r, err := resolveDebian(ctx, g)
+	mirror, security, keyring := mirrorFromEnv(opts)
+	client := &archive.Client{CacheDir: filepath.Join(cacheDir, "archive"), Keyring: keyring, Say: say}
+	say("resolving %s: %s of Debian %s (%s) at %s", name, g.Meta(), g.Suite, g.Arch, mirror)
+	src, err := readSources(ctx, client, g, mirror, security, say)
 	if err != nil {
 		return fallback(err)
+	}
+	r, err := resolveDebian(src, g)
+	if err != nil {
+		return fallback(err)
+	}
+	say("%s %s (%s) names kernel %s", r.Meta.Name, r.Meta.Version, r.Meta.Suite, r.ABI)
+	for _, n := range r.Notes {
+		say("%s", n)
 	}
 	vdir := filepath.Join(gdir, r.ABI)
 	res.Dir = vdir
@@ -169,7 +196,7 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 			os.RemoveAll(tmp)
 		}
 	}()
-	b := &builder{ctx: ctx, dir: tmp, r: r, guest: g, say: say}
+	b := &builder{ctx: ctx, dir: tmp, r: r, guest: g, say: say, client: client}
 	m, err := b.build()
 	res.Download, res.Extract = b.download, b.extract
 	if err != nil {
@@ -182,6 +209,7 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 		return nil, res, fmt.Errorf("guest: %w", err)
 	}
 	installed = true
+	pruneDebs(client, cacheDir, say)
 	spec, err := loadPrepared(vdir, name, cacheDir)
 	if err != nil {
 		return nil, res, err
@@ -234,61 +262,78 @@ type builder struct {
 	r          *resolution
 	guest      debianGuest
 	say        func(string, ...any)
+	client     *archive.Client
 	downloaded bool
 	download   time.Duration
 	extract    time.Duration
 }
 
+// wanted is a file of the guest to find in some package.
+type wanted struct {
+	what       string             // for messages
+	candidates []*archive.Package // the packages that may ship it, most likely first
+	match      archive.Matcher
+	file       string // in the guest directory
+	mode       os.FileMode
+}
+
+// fetch finds w in the first candidate that ships it: each candidate is
+// downloaded (or taken from the cache) and looked into.
+func (b *builder) fetch(w wanted) (*archive.Package, *archive.Member, error) {
+	var looked []string
+	for _, p := range w.candidates {
+		t0 := time.Now()
+		deb, err := b.client.Deb(b.ctx, p)
+		b.download += time.Since(t0)
+		if err != nil {
+			return nil, nil, err
+		}
+		b.downloaded = true
+		t0 = time.Now()
+		m, err := archive.Extract(b.ctx, deb, w.match, filepath.Join(b.dir, w.file), w.mode, b.say)
+		b.extract += time.Since(t0)
+		if errors.Is(err, archive.ErrNoMember) {
+			b.say("%s %s holds no %s", p.Name, p.Version, w.what)
+			looked = append(looked, p.Name)
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(m.Links) > 0 {
+			b.say("%s: %s (linked from %s)", w.what, m.Path, strings.Join(m.Links, ", "))
+		}
+		return p, m, nil
+	}
+	return nil, nil, fmt.Errorf("none of the packages %s holds a %s", strings.Join(looked, ", "), w.what)
+}
+
 func (b *builder) build() (*Manifest, error) {
 	r := b.r
-	debs := filepath.Join(b.dir, "debs")
-	if err := os.Mkdir(debs, 0o755); err != nil {
-		return nil, err
-	}
-	pkgs := []aptPackage{r.Kernel, r.Debug, r.Busybox}
-	t0 := time.Now()
-	files, err := aptDownload(b.ctx, debs, pkgs, b.say)
-	b.download = time.Since(t0)
-	if err != nil {
-		return nil, err
-	}
-	b.downloaded = true
-
-	t0 = time.Now()
 	m := &Manifest{
 		Guest: b.guest.Name, Version: r.ABI, Prepared: time.Now().UTC().Truncate(time.Second),
-		Metapackage:     Package{Name: r.Meta.Name, Version: r.Meta.Version},
+		Metapackage:     Package{Name: r.Meta.Name, Version: r.Meta.Version, Suite: r.Meta.Suite},
 		InitramfsRecipe: initramfs.RecipeVersion,
 	}
-	for _, p := range pkgs {
-		m.Packages = append(m.Packages, Package{Name: p.Name, Version: p.Version, SHA256: p.SHA256})
-	}
-	type member struct {
-		pkg  aptPackage
-		path string // in the package
-		file string // in the guest directory
-		mode os.FileMode
-	}
-	for _, mb := range []member{
-		{r.Kernel, "./boot/vmlinuz-" + r.ABI, FileKernel, 0o644},
-		{r.Busybox, "./bin/busybox", FileBusybox, 0o755},
-		{r.Debug, "./usr/lib/debug/boot/vmlinux-" + r.ABI, FileSymbols, 0o644},
+	var used []*archive.Package
+	for _, w := range []wanted{
+		{"kernel image (" + b.guest.Arch + ")", r.Kernels, kernelImageMatcher(b.guest.Arch), FileKernel, 0o644},
+		{"busybox", []*archive.Package{r.Busybox}, busyboxMatcher, FileBusybox, 0o755},
+		{"vmlinux (" + b.guest.Arch + ")", r.Debugs, vmlinuxMatcher(b.guest.Arch), FileSymbols, 0o644},
 	} {
-		a, err := extractMember(b.ctx, files[mb.pkg.Name], mb.path, filepath.Join(b.dir, mb.file), mb.mode, b.say)
+		p, mb, err := b.fetch(w)
 		if err != nil {
 			return nil, err
 		}
-		a.From = mb.pkg.Name + " " + mb.pkg.Version + ":" + strings.TrimPrefix(mb.path, ".")
-		m.Artifacts = append(m.Artifacts, a)
-	}
-	b.extract = time.Since(t0)
-	if err := os.RemoveAll(debs); err != nil {
-		return nil, err
+		used = append(used, p)
+		m.Packages = append(m.Packages, Package{Name: p.Name, Version: p.Version, SHA256: p.SHA256, Suite: p.Suite})
+		m.Artifacts = append(m.Artifacts, Artifact{File: w.file, Size: mb.Size, SHA256: mb.SHA256,
+			From: p.Name + " " + p.Version + ":/" + mb.Path})
 	}
 
 	kernel, symbols := filepath.Join(b.dir, FileKernel), filepath.Join(b.dir, FileSymbols)
 	if rel, err := KernelRelease(kernel); err != nil || rel != r.ABI {
-		return nil, fmt.Errorf("the vmlinuz of %s says it is release %q (%v), not %s", r.Kernel.Name, rel, err, r.ABI)
+		return nil, fmt.Errorf("the kernel image of %s says it is release %q (%v), not %s", used[0].Name, rel, err, r.ABI)
 	}
 	if err := CheckSymbols(kernel, symbols); err != nil {
 		return nil, err
@@ -330,6 +375,79 @@ func (b *builder) build() (*Manifest, error) {
 	return m, nil
 }
 
+// pruneDebs removes the cached .debs that no prepared guest version was
+// built from (the manifests say which): the cache keeps what a --force
+// rebuild or a repair needs, not every kernel ever downloaded.
+func pruneDebs(c *archive.Client, cacheDir string, say func(string, ...any)) {
+	keep := map[string]bool{}
+	manifests, _ := filepath.Glob(filepath.Join(cacheDir, "guests", "*", "*", FileManifest))
+	for _, mf := range manifests {
+		m, err := readManifest(filepath.Dir(mf))
+		if err != nil {
+			continue
+		}
+		for _, p := range m.Packages {
+			keep[debPrefix(p.Name, p.Version)] = true
+		}
+	}
+	for _, f := range c.CachedDebs() {
+		name, rest, _ := strings.Cut(filepath.Base(f), "_")
+		version, _, _ := strings.Cut(rest, "_")
+		if !keep[name+"_"+version] {
+			say("removing the cached %s (no prepared guest uses it)", filepath.Base(f))
+			os.Remove(f)
+		}
+	}
+}
+
+// debPrefix is how a package's pool file name begins: name_version, the
+// version without its epoch.
+func debPrefix(name, version string) string {
+	if _, v, ok := strings.Cut(version, ":"); ok {
+		version = v
+	}
+	return name + "_" + version
+}
+
+// kernelImageMatcher accepts a bootable kernel image of arch: an x86 bzImage
+// (the "HdrS" setup header magic at 0x202) or an arm64 Image ("ARM\x64" at
+// 0x38).
+func kernelImageMatcher(arch string) archive.Matcher {
+	return func(_ string, h []byte) bool {
+		switch arch {
+		case "arm64":
+			return len(h) >= 0x3c && string(h[0x38:0x3c]) == "ARM\x64"
+		default:
+			return len(h) >= 0x206 && string(h[0x202:0x206]) == "HdrS"
+		}
+	}
+}
+
+// elfMachine is the ELF e_machine of each Debian architecture.
+var elfMachine = map[string]uint16{"amd64": 62, "arm64": 183}
+
+// isELF reports whether h starts a 64-bit little-endian ELF file of type
+// typ for arch.
+func isELF(h []byte, typ uint16, arch string) bool {
+	if len(h) < 20 || string(h[:4]) != "\x7fELF" || h[4] != 2 || h[5] != 1 {
+		return false
+	}
+	return uint16(h[16])|uint16(h[17])<<8 == typ && uint16(h[18])|uint16(h[19])<<8 == elfMachine[arch]
+}
+
+// vmlinuxMatcher accepts the kernel's ELF executable (the debug packages'
+// other files are modules, ELF relocatables).
+func vmlinuxMatcher(arch string) archive.Matcher {
+	return func(p string, h []byte) bool {
+		return strings.HasPrefix(path.Base(p), "vmlinux") && isELF(h, 2, arch)
+	}
+}
+
+// busyboxMatcher accepts an ELF file called busybox.
+func busyboxMatcher(p string, h []byte) bool {
+	return path.Base(p) == "busybox" && len(h) >= 4 && string(h[:4]) == "\x7fELF"
+}
+
 // BuildInitramfs writes a busybox initramfs (see initramfs.BuildBusybox)
 // for root with the given password to dst, from a static busybox binary,
 // e.g. a prepared guest's <dir>/busybox. The password is hashed with
@@ -363,167 +481,6 @@ func writeInitramfs(dst, busybox, password, hostname string) (Artifact, error) {
 	}
 	return Artifact{File: filepath.Base(dst), Size: cw.n.Load(), SHA256: hex.EncodeToString(h.Sum(nil)),
 		From: fmt.Sprintf("kspec initramfs recipe %d", initramfs.RecipeVersion)}, nil
-}
-
-// aptDownload downloads the given package versions into dir with
-// `apt-get download`, reporting progress, and returns the .deb of each
-// package by name.
-func aptDownload(ctx context.Context, dir string, pkgs []aptPackage, say func(string, ...any)) (map[string]string, error) {
-	args := []string{"download", "-q"}
-	if os.Geteuid() == 0 {
-		// As root apt would drop to _apt for the download and warn that
-		// it cannot write into a root-owned directory.
-		args = append(args, "-o", "APT::Sandbox::User=root")
-	}
-	var total int64
-	var names []string
-	for _, p := range pkgs {
-		args = append(args, p.Name+"="+p.Version)
-		total += p.Size
-		names = append(names, p.Name+" "+p.Version)
-	}
-	say("downloading %s (%s)", strings.Join(names, ", "), mb(total))
-	cmd := exec.CommandContext(ctx, "apt-get", args...)
-	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	stop := ticker(func() {
-		var n int64
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if fi, err := e.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		say("downloading: %s/%s", mbNum(n), mb(total))
-	})
-	err := cmd.Run()
-	stop()
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("apt-get download failed (%v): %s; if the network is fine, %s",
-			err, strings.TrimSpace(lastLines(out.String(), 6)), staleListsFix)
-	}
-	files := map[string]string{}
-	for _, p := range pkgs {
-		matches, _ := filepath.Glob(filepath.Join(dir, p.Name+"_*.deb"))
-		if len(matches) != 1 {
-			return nil, fmt.Errorf("apt-get download left %d files for %s in %s", len(matches), p.Name, dir)
-		}
-		files[p.Name] = matches[0]
-	}
-	return files, nil
-}
-
-// extractMember copies one file out of a .deb to dst: the package's data
-// archive is streamed by `dpkg-deb --fsys-tarfile` into archive/tar, only
-// the wanted member is written, and the reading stops right after it.
-func extractMember(ctx context.Context, deb, member, dst string, mode os.FileMode, say func(string, ...any)) (Artifact, error) {
-	f, err := os.Open(deb)
-	if err != nil {
-		return Artifact{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return Artifact{}, err
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, "dpkg-deb", "--fsys-tarfile", "-")
-	// dpkg-deb runs its decompressor as a child: kill the whole process
-	// group when done, so that no grandchild keeps a pipe open.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	// Feed the .deb through a pipe of our own (counting the bytes for
-	// progress) that we can close the moment the member is out.
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return Artifact{}, err
-	}
-	defer pw.Close()
-	in := &countReader{r: f}
-	cmd.Stdin = pr
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		pr.Close()
-		return Artifact{}, err
-	}
-	err = cmd.Start()
-	pr.Close()
-	if err != nil {
-		return Artifact{}, fmt.Errorf("running dpkg-deb: %w", err)
-	}
-	go func() {
-		io.Copy(pw, in)
-		pw.Close()
-	}()
-	defer cmd.Wait()
-	defer cancel() // runs before Wait: stop dpkg-deb once the member is out
-	defer pw.Close()
-
-	base := filepath.Base(member)
-	var written atomic.Int64
-	var size atomic.Int64
-	stop := ticker(func() {
-		if s := size.Load(); s > 0 {
-			say("extracting %s: %s/%s", base, mbNum(written.Load()), mb(s))
-		} else {
-			say("looking for %s in %s: read %s/%s", base, filepath.Base(deb), mbNum(in.n.Load()), mb(fi.Size()))
-		}
-	})
-	defer stop()
-
-	tr := tar.NewReader(stdout)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			cmd.Wait()
-			return Artifact{}, fmt.Errorf("%s has no %s (%s)", filepath.Base(deb), member, strings.TrimSpace(stderr.String()))
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return Artifact{}, ctx.Err()
-			}
-			cmd.Wait()
-			return Artifact{}, fmt.Errorf("reading %s: %w (%s)", filepath.Base(deb), err, strings.TrimSpace(stderr.String()))
-		}
-		if hdr.Name != member && "./"+strings.TrimPrefix(hdr.Name, "/") != member {
-			continue
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			return Artifact{}, fmt.Errorf("%s in %s is not a regular file", member, filepath.Base(deb))
-		}
-		size.Store(hdr.Size)
-		out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-		if err != nil {
-			return Artifact{}, err
-		}
-		h := sha256.New()
-		n, err := io.Copy(io.MultiWriter(out, h, writerFunc(func(p []byte) (int, error) {
-			written.Add(int64(len(p)))
-			return len(p), nil
-		})), tr)
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return Artifact{}, ctx.Err()
-			}
-			return Artifact{}, fmt.Errorf("extracting %s from %s: %w", member, filepath.Base(deb), err)
-		}
-		if n != hdr.Size {
-			return Artifact{}, fmt.Errorf("extracting %s from %s: got %d of %d bytes", member, filepath.Base(deb), n, hdr.Size)
-		}
-		say("extracted %s (%s)", base, mb(n))
-		return Artifact{File: filepath.Base(dst), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
-	}
 }
 
 // writerFunc adapts a function to io.Writer.

@@ -10,48 +10,6 @@ import (
 	"time"
 )
 
-func TestParseAptRecords(t *testing.T) {
-	data := `Package: linux-image-cloud-amd64
-Source: linux-signed-amd64 (6.1.192+2)
-Version: 6.1.192-2
-Depends: linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)
-Description: Linux for x86-64 cloud (meta-package)
- continued description
-Size: 1504
-SHA256: 00be21c0
-
-Package: busybox-static
-Version: 1:1.35.0-4+deb12u1+b1
-Size: 928188
-
-Package: linux-image-cloud-amd64
-Version: 6.1.176-1
-`
-	got, err := parseAptRecords([]byte(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		want aptPackage
-	}{
-		{"linux-image-cloud-amd64", aptPackage{Name: "linux-image-cloud-amd64", Version: "6.1.192-2", Size: 1504, SHA256: "00be21c0",
-			Depends: "linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)"}},
-		{"busybox-static", aptPackage{Name: "busybox-static", Version: "1:1.35.0-4+deb12u1+b1", Size: 928188}},
-	}
-	for _, tt := range tests {
-		if got[tt.name] != tt.want {
-			t.Errorf("%s = %+v, want %+v", tt.name, got[tt.name], tt.want)
-		}
-	}
-	if len(got) != 2 {
-		t.Errorf("got %d records, want 2 (the first of a duplicate wins)", len(got))
-	}
-	if _, err := parseAptRecords([]byte("Package: x\nSize: lots\n")); err == nil {
-		t.Error("a bad Size was accepted")
-	}
-}
-
 func TestKernelImageFromDepends(t *testing.T) {
 	tests := []struct {
 		depends, want string
@@ -169,53 +127,124 @@ func TestFindNewestAndDamaged(t *testing.T) {
 }
 
 func TestPrepareUnknownGuest(t *testing.T) {
-	_, _, err := Prepare(context.Background(), "nosuch", PrepareOptions{CacheDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), "debian-cloud") {
-		t.Errorf("Prepare(nosuch) = %v", err)
+	for _, name := range []string{"nosuch", "debian-sid-tiny", "debian--cloud", "debian-Sid-cloud"} {
+		_, _, err := Prepare(context.Background(), name, PrepareOptions{CacheDir: t.TempDir()})
+		if err == nil || !strings.Contains(err.Error(), "debian-sid-cloud") {
+			t.Errorf("Prepare(%s) = %v", name, err)
+		}
 	}
 }
 
-// TestPrepareNetwork prepares debian-cloud for real into a temporary cache
-// (≈300 MB download), twice. It runs only with KSPEC_TEST_PREPARE=1.
+func TestLookupDebian(t *testing.T) {
+	for _, tt := range []struct {
+		name                 string
+		ok                   bool
+		suite, flavour, meta string
+	}{
+		{"debian-cloud", true, "bookworm", "cloud", "linux-image-cloud-amd64"},
+		{"debian-generic", true, "bookworm", "generic", "linux-image-amd64"},
+		{"debian-sid-cloud", true, "sid", "cloud", "linux-image-cloud-amd64"},
+		{"debian-experimental-generic", true, "experimental", "generic", "linux-image-amd64"},
+		{"debian-bookworm-backports-cloud", true, "bookworm-backports", "cloud", "linux-image-cloud-amd64"},
+		{"debian-sid-rt", false, "", "", ""},
+		{"debian-sid", false, "", "", ""},
+		{"ubuntu-cloud", false, "", "", ""},
+		{"debian-../x-cloud", false, "", "", ""},
+	} {
+		g, ok := lookupDebian(tt.name)
+		if ok != tt.ok || ok && (g.Suite != tt.suite || g.Flavour != tt.flavour || g.Meta() != tt.meta || g.Arch != "amd64") {
+			t.Errorf("lookupDebian(%q) = %+v, %v", tt.name, g, ok)
+		}
+		if CanPrepare(tt.name) != tt.ok {
+			t.Errorf("CanPrepare(%q) = %v", tt.name, !tt.ok)
+		}
+	}
+	for _, n := range KnownGuests() {
+		if !CanPrepare(n) {
+			t.Errorf("KnownGuests lists %q, which CanPrepare refuses", n)
+		}
+	}
+}
+
+func TestSuiteLayers(t *testing.T) {
+	show := func(ls [][]suiteSpec) string {
+		var out []string
+		for _, l := range ls {
+			var names []string
+			for _, s := range l {
+				n := s.suite
+				if s.mirror == "S" {
+					n = "S:" + n
+				}
+				if s.optional {
+					n += "?"
+				}
+				names = append(names, n)
+			}
+			out = append(out, strings.Join(names, "+"))
+		}
+		return strings.Join(out, " > ")
+	}
+	for _, tt := range []struct{ suite, security, want string }{
+		{"bookworm", "S", "bookworm+bookworm-updates?+S:bookworm-security?"},
+		{"trixie", "none", "trixie+trixie-updates?"},
+		{"sid", "S", "sid"},
+		{"experimental", "S", "experimental > sid"},
+		{"bookworm-backports", "S", "bookworm-backports > bookworm+bookworm-updates?+S:bookworm-security?"},
+		{"bookworm-security", "S", "bookworm-security"},
+	} {
+		if got := show(suiteLayers(tt.suite, "M", tt.security)); got != tt.want {
+			t.Errorf("suiteLayers(%s) = %s, want %s", tt.suite, got, tt.want)
+		}
+	}
+}
+
+// TestPrepareNetwork prepares bookworm's debian-cloud (old packaging
+// layout) and debian-sid-cloud (new layout) for real from Debian's archive
+// into a temporary cache (about 300 and 370 MB of downloads), with apt and
+// dpkg hidden from PATH, each twice. It runs only with KSPEC_TEST_PREPARE=1.
 func TestPrepareNetwork(t *testing.T) {
 	if os.Getenv("KSPEC_TEST_PREPARE") != "1" {
-		t.Skip("set KSPEC_TEST_PREPARE=1 to download and prepare debian-cloud into a temporary cache")
+		t.Skip("set KSPEC_TEST_PREPARE=1 to download and prepare debian-cloud and debian-sid-cloud into a temporary cache")
 	}
+	t.Setenv("PATH", t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cache := t.TempDir()
 	progress := writerFunc(func(p []byte) (int, error) { t.Logf("%s", strings.TrimSpace(string(p))); return len(p), nil })
-	spec, res, err := Prepare(ctx, "debian-cloud", PrepareOptions{CacheDir: cache, Progress: progress})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("built=%v download=%v extract=%v total=%v", res.Built, res.Download, res.Extract, res.Total)
-	if !res.Built || spec.Version == "" || res.Manifest.BuildID == "" {
-		t.Errorf("Prepare = %+v, %+v", spec, res)
-	}
-	start := time.Now()
-	spec2, res2, err := Prepare(ctx, "debian-cloud", PrepareOptions{CacheDir: cache, Progress: progress})
-	if err != nil || res2.Built || spec2.Symbols != spec.Symbols {
-		t.Errorf("second Prepare = %+v, %+v, %v", spec2, res2, err)
-	}
-	t.Logf("second Prepare took %v", time.Since(start))
-	if err := Verify(res.Dir); err != nil {
-		t.Error(err)
-	}
-	if entries, _ := filepath.Glob(filepath.Join(guestDir(cache, "debian-cloud"), ".tmp-*")); len(entries) != 0 {
-		t.Errorf("left temporary directories: %v", entries)
+	for _, name := range []string{"debian-cloud", "debian-sid-cloud"} {
+		spec, res, err := Prepare(ctx, name, PrepareOptions{CacheDir: cache, Progress: progress})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: built=%v download=%v extract=%v total=%v", name, res.Built, res.Download, res.Extract, res.Total)
+		if !res.Built || spec.Version == "" || res.Manifest.BuildID == "" {
+			t.Errorf("Prepare = %+v, %+v", spec, res)
+		}
+		start := time.Now()
+		spec2, res2, err := Prepare(ctx, name, PrepareOptions{CacheDir: cache, Progress: progress})
+		if err != nil || res2.Built || spec2.Symbols != spec.Symbols {
+			t.Errorf("second Prepare = %+v, %+v, %v", spec2, res2, err)
+		}
+		t.Logf("second Prepare took %v", time.Since(start))
+		if err := Verify(res.Dir); err != nil {
+			t.Error(err)
+		}
+		if entries, _ := filepath.Glob(filepath.Join(guestDir(cache, name), ".tmp-*")); len(entries) != 0 {
+			t.Errorf("left temporary directories: %v", entries)
+		}
 	}
 
 	// An interrupted build (ctx cancelled, as on SIGINT) leaves nothing.
 	ictx, icancel := context.WithCancel(ctx)
 	defer icancel()
 	interrupt := writerFunc(func(p []byte) (int, error) {
-		if strings.Contains(string(p), "extracting vmlinux") {
+		if strings.Contains(string(p), "extracting from") {
 			icancel()
 		}
 		return len(p), nil
 	})
-	_, _, err = Prepare(ictx, "debian-cloud", PrepareOptions{CacheDir: cache, Progress: interrupt, Force: true})
+	_, _, err := Prepare(ictx, "debian-cloud", PrepareOptions{CacheDir: cache, Progress: interrupt, Force: true})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("interrupted Prepare = %v, want context.Canceled", err)
 	}
@@ -287,19 +316,21 @@ func TestLockAndStale(t *testing.T) {
 	}
 }
 
-// TestPrepareWithoutApt: without apt the newest prepared version is used
-// (and the result says why); with nothing prepared the error says what is
-// missing.
-func TestPrepareWithoutApt(t *testing.T) {
-	t.Setenv("PATH", t.TempDir())
+// TestPrepareMirrorDown: when the mirror cannot be reached the newest
+// prepared version is used (and the result says why); with nothing
+// prepared the error says what failed.
+func TestPrepareMirrorDown(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no apt, no dpkg: they are not needed
 	cache := t.TempDir()
-	_, _, err := Prepare(context.Background(), "debian-cloud", PrepareOptions{CacheDir: cache})
-	if err == nil || !strings.Contains(err.Error(), "apt-cache") || !strings.Contains(err.Error(), "config file") {
-		t.Errorf("Prepare without apt or cache = %v", err)
+	down := PrepareOptions{CacheDir: cache, Mirror: "http://127.0.0.1:1/debian", SecurityMirror: "none"}
+	_, _, err := Prepare(context.Background(), "debian-cloud", down)
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || errors.Is(err, ErrUnknownGuest) {
+		t.Errorf("Prepare with the mirror down and nothing prepared = %v", err)
 	}
 	fakePrepared(t, cache, "debian-cloud", "6.1.0-9-cloud-amd64")
 	var progress strings.Builder
-	spec, res, err := Prepare(context.Background(), "debian-cloud", PrepareOptions{CacheDir: cache, Progress: &progress})
+	down.Progress = &progress
+	spec, res, err := Prepare(context.Background(), "debian-cloud", down)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -395,11 +395,17 @@ func Lookup(ref, cacheDir string) (*Spec, error) {
 	return Find(ref, cacheDir)
 }
 
-// KnownGuests lists the names Prepare can build, sorted.
+// KnownGuests lists the guests kspec prepares as a matter of course,
+// sorted: debian-cloud and debian-generic (bookworm) and
+// debian-<suite>-<flavour> for bookworm, trixie, sid and experimental.
+// Prepare builds any suite the mirror carries (see CanPrepare).
 func KnownGuests() []string {
-	names := make([]string, 0, len(debianGuests))
-	for _, g := range debianGuests {
-		names = append(names, g.Name)
+	names := []string{}
+	for _, f := range debianFlavours {
+		names = append(names, "debian-"+f)
+		for _, s := range standardSuites {
+			names = append(names, "debian-"+s+"-"+f)
+		}
 	}
 	slices.Sort(names)
 	return names

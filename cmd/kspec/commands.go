@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/kspec/kspec/archive"
 	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/harness"
 )
@@ -33,7 +33,10 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func cmdGuestPrepare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("guest prepare", stderr)
-	name := fs.String("guest", harness.DefaultGuest, "guest to prepare: "+strings.Join(guest.KnownGuests(), ", "))
+	name := fs.String("guest", harness.DefaultGuest, "guest to prepare: debian-<suite>-<flavour> (flavour cloud or generic; any suite the mirror carries), e.g. "+strings.Join(guest.KnownGuests(), ", "))
+	mirror := fs.String("mirror", "", "Debian archive to read (default $KSPEC_DEBIAN_MIRROR or "+archive.DefaultMirror+")")
+	security := fs.String("security-mirror", "", "archive of the <release>-security suites, or none (default $KSPEC_DEBIAN_SECURITY_MIRROR or "+archive.DefaultSecurityMirror+")")
+	keyring := fs.String("keyring", "", "OpenPGP keyring the suites' InRelease must verify against (default $KSPEC_DEBIAN_KEYRING or "+archive.DefaultKeyring+")")
 	cache := fs.String("cache", "", "cache directory (default $KSPEC_CACHE or ~/.cache/kspec)")
 	asJSON := fs.Bool("json", false, "print the prepared guest as JSON on stdout")
 	force := fs.Bool("force", false, "rebuild even if the newest version is already prepared")
@@ -43,10 +46,21 @@ func cmdGuestPrepare(ctx context.Context, args []string, stdout, stderr io.Write
 	if fs.NArg() > 0 {
 		return usagef("kspec guest prepare: unexpected argument %q", fs.Arg(0))
 	}
-	if !slices.Contains(guest.KnownGuests(), *name) {
-		return usagef("kspec guest prepare: unknown guest %q; kspec prepares %s (describe other guests with a config file: --guest FILE)", *name, strings.Join(guest.KnownGuests(), ", "))
+	if !guest.CanPrepare(*name) {
+		return usagef("kspec guest prepare: unknown guest %q; kspec prepares debian-<suite>-<flavour> with flavour cloud or generic, e.g. %s (describe other guests with a config file: --guest FILE)", *name, strings.Join(guest.KnownGuests(), ", "))
 	}
-	spec, res, err := guest.Prepare(ctx, *name, guest.PrepareOptions{CacheDir: *cache, Progress: stderr, Force: *force})
+	if *keyring != "" {
+		if _, err := os.Stat(*keyring); err != nil {
+			return usagef("kspec guest prepare: --keyring: %v", err)
+		}
+	}
+	for flag, u := range map[string]string{"--mirror": *mirror, "--security-mirror": *security} {
+		if u != "" && u != "none" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return usagef("kspec guest prepare: %s %q: want an http:// or https:// URL such as %s", flag, u, archive.DefaultMirror)
+		}
+	}
+	spec, res, err := guest.Prepare(ctx, *name, guest.PrepareOptions{CacheDir: *cache, Progress: stderr, Force: *force,
+		Mirror: *mirror, SecurityMirror: *security, Keyring: *keyring})
 	if err != nil {
 		return err
 	}

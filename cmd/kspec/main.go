@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/harness"
 )
 
@@ -69,7 +70,8 @@ func (e exitError) Unwrap() error { return e.err }
 const usage = `usage: kspec <command> [flags]
 
 commands:
-  guest prepare [--json] [--force] [--guest NAME]   build a guest from Debian packages into the cache
+  guest prepare [--json] [--force] [--guest NAME] [--mirror URL] [--keyring FILE]
+                                                    build a guest (debian-<suite>-<flavour>) from Debian's archive into the cache
   guest list                                        list prepared guests
   guest env [--guest NAME]                          shell exports (KSPEC_KERNEL, KSPEC_SYMBOLS, ...) of a prepared guest
   exec [guest flags] -- CMD...                      boot, log in, run CMD, print its output, exit with its status
@@ -136,7 +138,7 @@ func report(err error, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "kspec:", err)
 	var ue usageError
 	switch {
-	case errors.As(err, &ue), errors.Is(err, harness.ErrBadInput), errors.Is(err, harness.ErrMissing):
+	case errors.As(err, &ue), errors.Is(err, harness.ErrBadInput), errors.Is(err, harness.ErrMissing), errors.Is(err, guest.ErrUnknownGuest):
 		return exitUsage
 	case errors.Is(err, harness.ErrNotHit), harness.IsKernelFailure(err):
 		return exitFailed

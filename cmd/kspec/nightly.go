@@ -71,7 +71,7 @@ func cmdNightly(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if g == "" {
 			continue
 		}
-		if !slices.Contains(guest.KnownGuests(), g) {
+		if !guest.CanPrepare(g) {
 			if _, err := os.Stat(g); err != nil {
 				return usagef("kspec nightly: --guests: %q is neither a guest kspec prepares (%s) nor a guest config file", g, strings.Join(guest.KnownGuests(), ", "))
 			}
@@ -475,7 +475,7 @@ func (r *guestRun) fail(what string, err error) {
 // prepare makes sure the guest's newest kernel is prepared and records its
 // versions; it returns the KSPEC_GUEST value for the suite.
 func (r *guestRun) prepare(ctx context.Context) (string, error) {
-	if !slices.Contains(guest.KnownGuests(), r.name) { // a config file
+	if !guest.CanPrepare(r.name) { // a config file
 		spec, err := guest.LoadConfig(r.name)
 		if err != nil {
 			return "", err
