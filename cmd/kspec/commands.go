@@ -86,14 +86,14 @@ func cmdGuestList(args []string, stdout, stderr io.Writer) error {
 	for _, name := range guest.KnownGuests() {
 		spec, err := guest.Find(name, *cache)
 		if errors.Is(err, guest.ErrCorrupt) {
-			fmt.Fprintf(stdout, "%-16s damaged: %v\n", name, err)
+			fmt.Fprintf(stdout, "%-28s damaged: %v\n", name, err)
 			continue
 		}
 		if err != nil {
-			fmt.Fprintf(stdout, "%-16s not prepared (kspec guest prepare --guest %s)\n", name, name)
+			fmt.Fprintf(stdout, "%-28s not prepared (kspec guest prepare --guest %s)\n", name, name)
 			continue
 		}
-		fmt.Fprintf(stdout, "%-16s %s  %s\n", name, spec.Version, spec.Kernel)
+		fmt.Fprintf(stdout, "%-28s %s  %s\n", name, spec.Version, spec.Kernel)
 	}
 	return nil
 }
