@@ -126,7 +126,12 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	gf.register(fs)
 	verbose := fs.Bool("v", false, "show the guest's console while it boots")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long CMD may run")
+	var hf holdFlags
+	hf.register(fs, "where it is when CMD fails (non-zero status, timeout, kernel failure)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := hf.check(); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -137,7 +142,7 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	opts.NoDebugger = true
+	opts.NoDebugger = !hf.hold // holding needs kspec's debugger to hand over
 	t, err := bootWithProgress(ctx, opts, *verbose, stderr)
 	if err != nil {
 		return err
@@ -147,14 +152,14 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer cancel()
 	res, err := t.Shell(runCtx, cmd)
 	if err != nil {
-		return err
+		return hf.holdFailure(ctx, t, stderr, err)
 	}
 	io.WriteString(stdout, res.Output)
 	if res.Output != "" && !strings.HasSuffix(res.Output, "\n") {
 		io.WriteString(stdout, "\n")
 	}
 	if res.Status != 0 {
-		return exitError{code: clampStatus(res.Status)}
+		return hf.holdFailure(ctx, t, stderr, exitError{code: clampStatus(res.Status)})
 	}
 	return nil
 }

@@ -68,7 +68,12 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the hit as JSON")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for the hit")
 	verbose := fs.Bool("v", false, "show the guest's console while it boots")
+	var hf holdFlags
+	hf.register(fs, "at the hit (or where the guest is when the probe fails)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := hf.check(); err != nil {
 		return err
 	}
 	if (*fn == "" && *watch == "") || *cmd == "" {
@@ -128,7 +133,7 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	hit, err := wait(waitCtx)
 	if err != nil {
-		return err
+		return hf.holdFailure(ctx, t, stderr, err)
 	}
 	out := describeHit(ctx, t, hit, wp)
 	out.Kernel, out.Command = spec.Version, *cmd
@@ -140,6 +145,9 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	} else {
 		printHit(stdout, hit, out)
+	}
+	if hf.hold {
+		return hf.holdNow(ctx, t, stderr)
 	}
 	// Let the command finish so the guest is left consistent; its result
 	// does not change the probe's verdict.

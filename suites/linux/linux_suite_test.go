@@ -13,6 +13,9 @@
 //
 // A failed spec's report carries its console transcript, the last stop
 // reply and the registers (report entries, also in --junit-report output).
+// With KSPEC_HOLD=1 a failed spec's guest is held stopped where it failed
+// and a gdb command that attaches to it is printed (harness.Target.Hold);
+// the suite goes on when that gdb quits (or after KSPEC_HOLD_LIMIT).
 package linux_test
 
 import (
@@ -85,6 +88,13 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 // a boot rather than of a restore.
 var _ = BeforeEach(func(ctx SpecContext) {
 	Expect(target.Reset(ctx)).To(Succeed())
+	if harness.HoldRequested() { // KSPEC_HOLD=1: runs last, after the report entries
+		limit, err := harness.HoldLimitFromEnv()
+		Expect(err).NotTo(HaveOccurred())
+		DeferOnFailure(func(ctx SpecContext) {
+			Expect(target.Hold(ctx, harness.HoldOptions{Limit: limit})).To(Succeed())
+		}, NodeTimeout(limit+time.Minute))
+	}
 	DeferOnFailure(func(ctx SpecContext) {
 		r := target.SpecReport(ctx)
 		AddReportEntry("kspec console transcript", r.Transcript, ReportEntryVisibilityFailureOrVerbose)
