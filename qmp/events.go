@@ -40,10 +40,14 @@ type subscriber struct {
 	dropped atomic.Uint64
 }
 
-// dispatch hands ev to every matching subscriber without blocking.
+// dispatch runs the OnEvent hooks and hands ev to every matching
+// subscriber without blocking.
 func (m *Monitor) dispatch(ev Event) {
 	m.evMu.Lock()
 	defer m.evMu.Unlock()
+	for fn := range m.hooks {
+		(*fn)(ev)
+	}
 	for s := range m.subs {
 		if s.match != nil && !s.match(ev) {
 			continue
@@ -71,6 +75,24 @@ func (m *Monitor) endEvents() {
 // DroppedEvents is the number of events not delivered to some subscriber
 // because its buffer was full, summed over all subscribers.
 func (m *Monitor) DroppedEvents() uint64 { return m.dropped.Load() }
+
+// OnEvent calls fn for every event that arrives from now on, in the
+// Monitor's reader, before it reads anything further. So when a command
+// returns, fn has seen every event QEMU emitted before the command's reply
+// (a RESUME before the reply to "cont"): fn can keep state in step with
+// commands other parts of the program send. fn must be quick and must not
+// call the Monitor. The returned function removes the hook (idempotent).
+func (m *Monitor) OnEvent(fn func(Event)) (remove func()) {
+	p := &fn
+	m.evMu.Lock()
+	m.hooks[p] = struct{}{}
+	m.evMu.Unlock()
+	return func() {
+		m.evMu.Lock()
+		delete(m.hooks, p)
+		m.evMu.Unlock()
+	}
+}
 
 // Subscribe returns a channel receiving every event that arrives from now
 // on, and a function that ends the subscription (idempotent). The channel

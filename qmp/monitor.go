@@ -138,6 +138,7 @@ type Monitor struct {
 
 	evMu    sync.Mutex
 	subs    map[*subscriber]struct{}
+	hooks   map[*func(Event)]struct{} // OnEvent callbacks, run by the reader
 	evDone  bool
 	dropped atomic.Uint64
 	orphans atomic.Uint64 // replies whose command was abandoned
@@ -199,6 +200,7 @@ func handshake(c net.Conn, path string) (*Monitor, error) {
 		closed:   make(chan struct{}),
 		readDone: make(chan struct{}),
 		subs:     make(map[*subscriber]struct{}),
+		hooks:    make(map[*func(Event)]struct{}),
 	}
 	dec := m.newDecoder()
 	var greet message

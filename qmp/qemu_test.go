@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -60,10 +61,11 @@ func startQEMU(tb testing.TB, memMiB int) *qemuVM {
 	}
 	sock := filepath.Join(dir, "qmp.sock")
 	var stderr strings.Builder
-	cmd := exec.Command(qemu, "-S", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+	args := append(dataDirArgs(qemu), "-S", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-accel", "tcg", "-m", fmt.Sprint(memMiB),
 		"-qmp", "unix:"+sock+",server=on,wait=off",
 		"-blockdev", "driver=qcow2,node-name="+scratchNode+",file.driver=file,file.filename="+scratch)
+	cmd := exec.Command(qemu, args...)
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -84,6 +86,73 @@ func startQEMU(tb testing.TB, memMiB int) *qemuVM {
 	tb.Cleanup(func() { mon.Close() })
 	vm.mon = mon
 	return vm
+}
+
+// dataDirArgs returns -L for the firmware beside a QEMU that is not
+// installed system-wide (what supervisor.DataDirs finds; the qmp package
+// cannot import supervisor), or for $KSPEC_QEMU_DATA.
+func dataDirArgs(qemu string) []string {
+	var args []string
+	if env := os.Getenv("KSPEC_QEMU_DATA"); env != "" {
+		for _, d := range filepath.SplitList(env) {
+			args = append(args, "-L", d)
+		}
+		return args
+	}
+	bin, err := filepath.EvalSymlinks(qemu)
+	if err != nil {
+		return nil
+	}
+	prefix := filepath.Dir(filepath.Dir(bin))
+	if prefix == "/usr" || prefix == "/usr/local" {
+		return nil
+	}
+	for _, d := range []string{"seabios", "qemu"} {
+		if fi, err := os.Stat(filepath.Join(prefix, "share", d)); err == nil && fi.IsDir() {
+			args = append(args, "-L", filepath.Join(prefix, "share", d))
+		}
+	}
+	return args
+}
+
+// TestQEMUOnEventSeesResumeBeforeContReturns: QEMU emits RESUME before the
+// reply to cont, and an OnEvent hook runs before the reply is delivered,
+// so whoever keeps state from events is in step when Cont returns.
+func TestQEMUOnEventSeesResumeBeforeContReturns(t *testing.T) {
+	m := startQEMU(t, 64).mon
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var resumes, stops atomic.Int32
+	remove := m.OnEvent(func(ev Event) {
+		switch ev.Name {
+		case "RESUME":
+			resumes.Add(1)
+		case "STOP":
+			stops.Add(1)
+		}
+	})
+	for i := int32(1); i <= 3; i++ {
+		if err := m.Cont(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := resumes.Load(); n != i {
+			t.Fatalf("after cont %d the hook saw %d RESUME events", i, n)
+		}
+		if err := m.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := stops.Load(); n != i {
+			t.Fatalf("after stop %d the hook saw %d STOP events", i, n)
+		}
+	}
+	remove()
+	remove()
+	if err := m.Cont(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := resumes.Load(); n != 3 {
+		t.Errorf("a removed hook saw RESUME (%d)", n)
+	}
 }
 
 func TestQEMUStatusStopContEvents(t *testing.T) {

@@ -46,6 +46,10 @@ func (c *Client) begin(ctx context.Context, pkt string) error {
 		c.release()
 		return pktErr(pkt, err)
 	}
+	if err := c.settle(ctx); err != nil {
+		c.release()
+		return pktErr(pkt, err)
+	}
 	return nil
 }
 
@@ -207,8 +211,15 @@ func (c *Client) resync(ctx context.Context) error {
 		return nil
 	}
 	c.logf("rsp: resynchronising after an abandoned request")
-	// A stub that dropped requests may drop the probe too: send another
-	// one whenever a probe stays unanswered for the pipeline timeout.
+	return c.probe(ctx, p)
+}
+
+// probe sends p and waits for its reply, which settles every request before
+// it. A stub that dropped requests may drop the probe too (and QEMU >= 8.1
+// swallows a packet that reaches a running VM): another probe is sent
+// whenever one stays unanswered for the pipeline timeout. The caller holds
+// the call slot.
+func (c *Client) probe(ctx context.Context, p *request) error {
 	timer := time.NewTimer(c.pipelineTimeout())
 	defer timer.Stop()
 	for {

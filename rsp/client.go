@@ -18,7 +18,10 @@ type Options struct {
 	// received (`<-`), each frame quoted with %q so that it can be replayed.
 	Logf func(format string, args ...any)
 	// MaxInFlight is the number of `m` requests ReadMemory keeps outstanding
-	// (replies are matched in order). 0 means 16; 1 disables pipelining.
+	// (replies are matched in order). 0 means enough requests for about
+	// 32 KiB of data in flight, at least 2 and at most 16: 16 with QEMU
+	// 7.2's 0x800-byte reads, 2 with QEMU 10.2's 0x10010. 1 disables
+	// pipelining.
 	MaxInFlight int
 	// PipelineTimeout is how long a pipelined ReadMemory waits for the
 	// oldest outstanding reply before it decides the stub drops pipelined
@@ -47,7 +50,8 @@ type Client struct {
 	resends  int        // consecutive '-' for the same frame
 	stops    []StopReply
 	stopSig  chan struct{} // closed and replaced whenever a stop is queued
-	running  bool
+	running  bool          // resumed by the client (c, s, D): a stop reply will come
+	mayRun   bool          // perhaps resumed by another party (NoteResumed): no stop reply is promised
 	detached bool
 	err      error         // why the connection is gone; set once
 	dead     chan struct{} // closed when err is set
@@ -106,11 +110,11 @@ var (
 )
 
 const (
-	defaultWindow          = 16
+	defaultWindow          = 16         // the most m requests outstanding by default
+	pipelineBytes          = 16 * 0x800 // data in flight by default: the measured optimum on QEMU 7.2
 	defaultPipelineTimeout = 2 * time.Second
 	maxFrame               = 1 << 20 // longest frame accepted from the stub
 	maxResends             = 8
-	qemuMaxRead            = 0x800 // QEMU 7.2 answers m with more than this with E22
 )
 
 // Close stops the goroutines, fails every pending call with

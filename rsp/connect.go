@@ -54,6 +54,9 @@ func (c *Client) handshake(ctx context.Context) error {
 			c.packetSize = int(n)
 		}
 	}
+	if c.opts.MaxInFlight == 0 {
+		c.window.Store(int32(defaultWindowFor(c.readChunk())))
+	}
 	if c.features["QStartNoAckMode"] == "+" {
 		if _, err := c.Query(ctx, "QStartNoAckMode"); err == nil {
 			c.mu.Lock()

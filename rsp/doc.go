@@ -1,13 +1,18 @@
 // Package rsp is a client for the GDB Remote Serial Protocol (RSP) over any
 // io.ReadWriter.
 //
-// It knows nothing of QEMU or of symbols, but it is written for the QEMU 7.2
-// gdbstub and honours its quirks: acknowledgement mode for every packet
-// (no QStartNoAckMode), PacketSize negotiated in hex, `m` capped at 0x800
-// bytes, packets of 4096 characters or more silently dropped, `p`/`P`
-// unusable until target.xml has been read, an unsolicited stop reply (T02)
-// whenever the VM stops for a reason other than a debugger request, and the
-// rule that any byte sent while the VM runs stops it.
+// It knows nothing of QEMU or of symbols, but it is written for QEMU's
+// gdbstub (7.2 to 10.x) and honours its quirks: acknowledgement mode for
+// every packet (no QStartNoAckMode), PacketSize negotiated in hex (0x1000
+// up to 10.1, 0x20020 from 10.2) with `m` capped at half of it, packets of
+// PacketSize characters or more silently dropped, `p`/`P` unusable until
+// target.xml has been read, and the rule that any byte sent while the VM
+// runs stops it. Stop replies differ by version: 7.2 sends one whenever the
+// VM stops, 8.1 and later only once per resume by the debugger, so a VM
+// resumed behind the client's back (QMP cont; report it with NoteResumed)
+// stops without a word, and a packet sent to it is never answered. The
+// client knows where the target is from what it sent and what it is told,
+// never from a stop reply it did not ask for (see state.go).
 //
 // A Client owns one reader goroutine and one writer goroutine. The reader
 // demultiplexes what the stub sends: a reply goes to the oldest outstanding

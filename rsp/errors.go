@@ -18,6 +18,11 @@ var (
 	// target runs: such a packet would stop the VM and be lost. Only
 	// Interrupt, WaitStop and the queue accessors are allowed then.
 	ErrRunning = errors.New("rsp: target is running (only Interrupt and WaitStop are allowed)")
+	// ErrMayBeRunning is returned by calls made while the VM may have been
+	// resumed behind the client's back (NoteResumed) when the client cannot
+	// stop it safely (the stub has no target.xml to probe with): Interrupt
+	// and WaitStop first.
+	ErrMayBeRunning = errors.New("rsp: target may have been resumed by another party and cannot be stopped safely")
 	// ErrDetached is returned by calls made after Detach.
 	ErrDetached = errors.New("rsp: detached from the target")
 	// ErrChecksum is returned by DecodePacket when the checksum does not

@@ -52,6 +52,8 @@ type fakeStub struct {
 	regs        map[int][]byte
 	threads     []int
 	initialStop string
+	maxRead     int  // the longest m answered (QEMU: PacketSize/2); default 0x800
+	silentStops bool // QEMU >= 8.1: a packet that reaches a running target stops it without a stop reply
 
 	// misbehaviour
 	corruptReplies int                      // corrupt the checksum of the next N replies
@@ -98,6 +100,7 @@ func newFakeStub(t testing.TB) *fakeStub {
 		threads:  []int{1, 2},
 		bps:      map[string]bool{},
 		sstep:    7,
+		maxRead:  0x800,
 	}
 	s.cond = sync.NewCond(&s.mu)
 	for i := range s.mem {
@@ -181,10 +184,14 @@ func (s *fakeStub) readLoop() {
 		s.mu.Lock()
 		s.maxFrameLen = max(s.maxFrameLen, len(frame))
 		if s.running {
-			// QEMU: the first byte stops the VM, the rest is garbage.
+			// QEMU: the first byte stops the VM, the rest is garbage;
+			// 7.2 says so with T02, 8.1 and later say nothing.
 			s.running = false
+			silent := s.silentStops
 			s.mu.Unlock()
-			s.write(EncodePacket([]byte("T02thread:01;")))
+			if !silent {
+				s.write(EncodePacket([]byte("T02thread:01;")))
+			}
 			continue
 		}
 		s.mu.Unlock()
@@ -392,7 +399,7 @@ func (s *fakeStub) handle(p string) (reply string, answer bool) {
 		aS, nS, _ := strings.Cut(p[1:], ",")
 		a, _ := strconv.ParseUint(aS, 16, 64)
 		n, _ := strconv.ParseUint(nS, 16, 64)
-		if n > 0x800 {
+		if n > uint64(s.maxRead) {
 			return "E22", true
 		}
 		if a+n > uint64(len(s.mem)) {

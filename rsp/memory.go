@@ -61,12 +61,24 @@ func collides(spans []span, l, window int) bool {
 	return false
 }
 
-// readChunk is the largest `m` request: QEMU 7.2 refuses more than 0x800
-// bytes, and the hex reply must fit the packet size.
-func (c *Client) readChunk() int { return max(1, min(qemuMaxRead, c.packetSize/2)) }
+// readChunk is the largest `m` request: half the packet size, since the
+// reply is hex. QEMU's handle_read_mem answers E22 to a length above
+// MAX_PACKET_LENGTH / 2, the PacketSize it offers: 0x800 bytes on QEMU 7.2
+// (PacketSize=1000), 0x10010 from QEMU 10.2 (PacketSize=20020).
+func (c *Client) readChunk() int { return max(1, min(c.packetSize, maxFrame)/2) }
 
-// ReadMemory reads n bytes at addr with `m` requests of at most 0x800 bytes,
-// keeping up to Options.MaxInFlight of them outstanding. If the stub
+// defaultWindowFor is the default number of outstanding `m` requests of
+// chunk bytes: about pipelineBytes of data in flight, between 2 and
+// defaultWindow. Larger requests need fewer in flight to hide the round
+// trip, and a window of 0x10010-byte reads would otherwise queue 2 MiB of
+// hex replies behind QEMU's blocking writes.
+func defaultWindowFor(chunk int) int {
+	return max(2, min(defaultWindow, pipelineBytes/max(chunk, 1)))
+}
+
+// ReadMemory reads n bytes at addr with `m` requests of at most half the
+// packet size (0x800 bytes on QEMU 7.2), keeping up to Options.MaxInFlight
+// of them outstanding. If the stub
 // misbehaves with pipelined requests (NAKs them, drops them, or answers one
 // with the wrong length) the client resynchronises, rereads what was not
 // confirmed, and uses one request at a time from then on. On error it returns
@@ -228,8 +240,9 @@ func (c *Client) WriteMemory(ctx context.Context, addr uint64, data []byte) erro
 	defer c.release()
 	for off := 0; off < len(data); {
 		a := addr + uint64(off)
-		// header "M<addr>,<len>:" with the length's digits bounded by 4
-		hdr := len(fmt.Sprintf("M%x,ffff:", a))
+		// header "M<addr>,<len>:", the length's digits bounded by those of
+		// the longest possible length (5 with QEMU 10.2's 0x20020 packets)
+		hdr := len(fmt.Sprintf("M%x,%x:", a, c.maxPayload()/2))
 		n := min(len(data)-off, (c.maxPayload()-hdr)/2)
 		if n <= 0 {
 			return pktErr(pkt, fmt.Errorf("%w: packet size %d leaves no room for data", ErrPacketTooLong, c.packetSize))

@@ -340,6 +340,11 @@ func (c *Client) Monitor(ctx context.Context, cmd string) (string, error) {
 	r := newRequest(pkt)
 	r.monitor = true
 	res, err := c.roundTrip(ctx, r)
+	if resumingMonitorCommand(cmd) {
+		// The VM runs without the stub's knowledge (no stop reply is
+		// promised on QEMU >= 8.1): the next request stops it first.
+		c.NoteResumed()
+	}
 	if err != nil {
 		return "", err
 	}

@@ -70,10 +70,11 @@ func (v Version) AtLeast(major, minor int) bool {
 	return v.Major > major || v.Major == major && v.Minor >= minor
 }
 
-var versionLine = regexp.MustCompile(`version (\d+)\.(\d+)(?:\.(\d+))?(?:[^ (\n]*)?(?: \(([^)\n]*)\))?`)
+var versionLine = regexp.MustCompile(`(?:^|version )(\d+)\.(\d+)(?:\.(\d+))?(?:[^ (\n]*)?(?: \(([^)\n]*)\))?`)
 
 // ParseVersion parses the first line of `qemu-system-x86_64 --version`,
-// e.g. "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)".
+// e.g. "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)",
+// or a bare version such as QMP's "10.0.2".
 func ParseVersion(out string) (Version, error) {
 	m := versionLine.FindStringSubmatch(out)
 	if m == nil {

@@ -19,6 +19,7 @@ func TestParseVersion(t *testing.T) {
 		{"QEMU emulator version 10.1.50 (v10.1.0-1234-gabcdef)\n", Version{10, 1, 50, "v10.1.0-1234-gabcdef"}, false},
 		{"QEMU emulator version 9.2.0\n", Version{9, 2, 0, ""}, false},
 		{"QEMU emulator version 11.1\n", Version{11, 1, 0, ""}, false},
+		{"10.0.2", Version{10, 0, 2, ""}, false},
 		{"qemu-system-x86_64: unknown option\n", Version{}, true},
 		{"", Version{}, true},
 	} {
