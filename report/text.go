@@ -73,16 +73,16 @@ func WriteText(w io.Writer, s *Summary, runDir string) error {
 	b.WriteString("\n")
 	for _, g := range s.Guests {
 		c := g.Counts()
-		fmt.Fprintf(&b, "  %-16s %-24s %s", g.Guest, valueOr(g.Kernel, "?"), countsText(c))
+		fmt.Fprintf(&b, "  %-25s %-26s %s", g.Guest, valueOr(g.Kernel, "?"), countsText(c))
 		if g.BootSeconds > 0 {
 			fmt.Fprintf(&b, "  (boot %.1fs, run %.0fs)", g.BootSeconds, g.Seconds)
 		}
 		b.WriteString("\n")
 		if g.Fallback != "" {
-			fmt.Fprintf(&b, "  %-16s note: %s\n", "", g.Fallback)
+			fmt.Fprintf(&b, "  %-25s note: %s\n", "", g.Fallback)
 		}
 		if g.Error != "" {
-			fmt.Fprintf(&b, "  %-16s HARNESS ERROR: %s\n", "", g.Error)
+			fmt.Fprintf(&b, "  %-25s HARNESS ERROR: %s\n", "", g.Error)
 		}
 	}
 	logPath := func(rel string) string {

@@ -90,6 +90,13 @@ func (g *guestFlags) options() (harness.Options, error) {
 	if spec.Kernel != "" && spec.Append == "" {
 		spec.Append = "console=ttyS0 nokaslr panic=-1 quiet"
 	}
+	if spec.OS == guest.OSLinux && spec.Kernel != "" {
+		// Name the kernel in progress and reports by the release its image
+		// says (a non-bzImage, e.g. arm64, stays unnamed).
+		if rel, err := guest.KernelRelease(spec.Kernel); err == nil {
+			spec.Version = rel
+		}
+	}
 	for flagName, p := range map[string]string{"--kernel": spec.Kernel, "--symbols": spec.Symbols, "--initrd": spec.Initrd, "--disk": spec.Disk} {
 		if p == "" {
 			continue

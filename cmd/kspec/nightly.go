@@ -22,8 +22,10 @@ import (
 )
 
 // defaultNightlyGuests is the matrix a plain `kspec nightly` covers: the
-// cloud kernel and the generic one.
-var defaultNightlyGuests = []string{"debian-cloud", "debian-generic"}
+// newest cloud kernel of each Debian line, oldest first (6.1, 6.12, the
+// newest release, the next release candidate), so that a spec failing only
+// on the newer lines stands out in the report's matrix.
+var defaultNightlyGuests = []string{"debian-bookworm-cloud", "debian-trixie-cloud", "debian-sid-cloud", "debian-experimental-cloud"}
 
 // suitePackage is the suite kspec nightly compiles from a source tree.
 const suitePackage = "./suites/linux"
@@ -480,7 +482,9 @@ func (r *guestRun) prepare(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		r.g.Kernel, r.g.Prepared = spec.Version, "config file"
+		// A user-described guest is reported by its name (the config's
+		// "name", or the file's) and the kernel release read from its image.
+		r.g.Guest, r.g.Kernel, r.g.Prepared = spec.Name, spec.Version, "config file"
 		r.printf("guest config %s: kernel %s", r.name, valueOr(spec.Version, "(version unknown)"))
 		return r.name, nil
 	}

@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kspec/kspec/guest"
 	runreport "github.com/kspec/kspec/report"
 )
 
@@ -84,6 +86,20 @@ func nightly(t *testing.T, args ...string) (int, string, string) {
 
 // TestNightlyTwoRuns: the second of two runs reports the regression the
 // fixture suite was made to have, with its console log, and exits 1.
+// TestNightlyDefaultMatrix: a plain `kspec nightly` covers the newest
+// cloud kernel of each Debian line, oldest first.
+func TestNightlyDefaultMatrix(t *testing.T) {
+	want := []string{"debian-bookworm-cloud", "debian-trixie-cloud", "debian-sid-cloud", "debian-experimental-cloud"}
+	if !slices.Equal(defaultNightlyGuests, want) {
+		t.Errorf("default guests %q, want %q", defaultNightlyGuests, want)
+	}
+	for _, g := range defaultNightlyGuests {
+		if !guest.CanPrepare(g) {
+			t.Errorf("default guest %q cannot be prepared", g)
+		}
+	}
+}
+
 func TestNightlyTwoRuns(t *testing.T) {
 	bin, guestFile := fixtureNightly(t)
 	out := t.TempDir()
@@ -113,7 +129,7 @@ func TestNightlyTwoRuns(t *testing.T) {
 	}
 	s := runs[1]
 	g := s.Guests[0]
-	if g.Kernel != "6.1.0-99-fixture" || g.Prepared != "config file" {
+	if g.Guest != "fixture-guest" || g.Kernel != "6.1.0-99-fixture" || g.Prepared != "config file" {
 		t.Errorf("guest %+v", g)
 	}
 	ch := s.Changes

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kspec/kspec/archive/archivetest"
+	"github.com/kspec/kspec/guest"
 )
 
 // TestGuestPrepareBadInput: a guest name, mirror or keyring that is wrong,
@@ -37,5 +38,24 @@ func TestGuestPrepareBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDescribedGuestVersion: a guest described by flags is named in
+// progress and reports by the kernel release its image says (it printed
+// "booting custom  (tcg)").
+func TestDescribedGuestVersion(t *testing.T) {
+	kernel, vmlinux := kernelFiles(t)
+	want, err := guest.KernelRelease(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := guestFlags{kernel: kernel, symbols: vmlinux}
+	o, err := g.options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Spec == nil || o.Spec.Name != "custom" || o.Spec.Version != want {
+		t.Errorf("described guest = %+v, want custom %s", o.Spec, want)
 	}
 }
