@@ -107,7 +107,6 @@ func (t *Target) start(bootCtx context.Context) error {
 	begin := time.Now()
 	cleanStale(o)
 
-	accel := ChooseAccel(bootCtx, o, spec)
 	cfg := supervisor.Config{
 		QEMU:        o.QEMU,
 		DataDirs:    o.QEMUData,
@@ -117,15 +116,17 @@ func (t *Target) start(bootCtx context.Context) error {
 		Disk:        spec.Disk,
 		MemoryMiB:   firstNonZero(o.MemoryMiB, spec.MemoryMiB),
 		CPUs:        firstNonZero(o.CPUs, spec.CPUs),
-		Accel:       accel,
+		Accel:       o.Accel,
+		AccelCache:  accelCache(o),
 		PanicDevice: true,
 	}
-	o.Logf("booting %s %s (%s)", spec.Name, spec.Version, accel)
+	o.Logf("booting %s %s", spec.Name, spec.Version)
 	var err error
 	t.machine, err = supervisor.Start(bootCtx, cfg)
 	if err != nil {
 		return &HarnessError{Op: "start QEMU", Err: err}
 	}
+	logAccel(o, t.machine.Accel(), t.machine.AccelReason())
 	var transcript io.Writer = &t.rec
 	if o.Transcript != nil {
 		transcript = io.MultiWriter(o.Transcript, &t.rec)
@@ -412,15 +413,15 @@ func StartMachine(ctx context.Context, opts Options, halted bool) (*supervisor.M
 		return nil, nil, err
 	}
 	cleanStale(o)
-	accel := ChooseAccel(ctx, o, spec)
 	m, err := supervisor.Start(ctx, supervisor.Config{
 		QEMU: o.QEMU, DataDirs: o.QEMUData, Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Disk: spec.Disk,
 		MemoryMiB: firstNonZero(o.MemoryMiB, spec.MemoryMiB), CPUs: firstNonZero(o.CPUs, spec.CPUs),
-		Accel: accel, PanicDevice: true,
+		Accel: o.Accel, AccelCache: accelCache(o), PanicDevice: true,
 	})
 	if err != nil {
 		return nil, nil, &HarnessError{Op: "start QEMU", Err: err}
 	}
+	logAccel(o, m.Accel(), m.AccelReason())
 	if !halted {
 		if err := m.QMP().Cont(ctx); err != nil {
 			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -87,13 +87,20 @@ type Config struct {
 	// CPUs is the number of vCPUs. Default 1.
 	CPUs int
 
-	// Accel is "auto" (default), "kvm" or "tcg". "auto" picks KVM when
-	// KVMUsable reports /dev/kvm works, else TCG. Beware: under nested
-	// virtualisation KVM can pass that check and still hang a Linux guest
-	// right after the decompressor; callers that boot a kernel should
-	// settle the accelerator once with ProbeKVM (or ResolveAccel) and
-	// pass "kvm" or "tcg" explicitly.
+	// Accel is "auto" (default), "kvm" or "tcg". "auto" picks KVM only
+	// with evidence that a guest runs under it here: a verdict cached in
+	// AccelCache or a boot probe of Kernel (see ResolveAccel); otherwise
+	// TCG. A QEMU that dies during Start under a KVM that "auto" chose is
+	// started again under TCG (Machine.AccelReason says why). "kvm" is
+	// never downgraded.
 	Accel string
+	// AccelCache is the file where "auto" keeps its verdicts (per host
+	// kernel, QEMU binary and guest kernel) so only the first boot on a
+	// machine pays for a probe. "" keeps none.
+	AccelCache string
+	// KVM replaces the checks "auto" and "kvm" make of this machine's KVM;
+	// nil means the real ones. For tests.
+	KVM *KVMHost
 
 	// ScratchMiB is the virtual size of the qcow2 scratch drive (node
 	// ScratchNode) that carries snapshots' VM state. Default 64; qcow2

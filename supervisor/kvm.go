@@ -63,7 +63,12 @@ var probeMarkers = []string{"Linux version", "Command line:"}
 // in well under a second; a hang costs the full timeout, so callers should
 // cache the verdict (per host, QEMU and kernel).
 func ProbeKVM(ctx context.Context, qemu, kernel string) (bool, string) {
-	if ok, why := KVMUsable(); !ok {
+	return probeKVM(ctx, KVMUsable, qemu, kernel)
+}
+
+// probeKVM is ProbeKVM with usable in place of KVMUsable.
+func probeKVM(ctx context.Context, usable func() (bool, string), qemu, kernel string) (bool, string) {
+	if ok, why := usable(); !ok {
 		return false, "KVM not usable: " + why
 	}
 	if qemu == "" {
@@ -79,11 +84,14 @@ func ProbeKVM(ctx context.Context, qemu, kernel string) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, ProbeKVMTimeout)
 	defer cancel()
 
-	cmd := exec.Command(qemuPath,
-		"-no-user-config", "-nodefaults", "-display", "none", "-no-reboot",
-		"-accel", "kvm", "-cpu", "host", "-m", "128",
+	args := []string{"-no-user-config", "-nodefaults", "-display", "none", "-no-reboot"}
+	for _, d := range DataDirs(qemuPath) { // firmware of a QEMU not installed system-wide
+		args = append(args, "-L", d)
+	}
+	args = append(args, "-accel", "kvm", "-cpu", "host", "-m", "128",
 		"-kernel", kernel, "-append", "console=ttyS0 earlyprintk=serial",
 		"-serial", "stdio")
+	cmd := exec.Command(qemuPath, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -150,26 +158,4 @@ func ProbeKVM(ctx context.Context, qemu, kernel string) (bool, string) {
 		}
 	}
 	return ok, verdict
-}
-
-// ResolveAccel settles Config.Accel for cfg: "kvm" and "tcg" stand; "auto"
-// (or "") becomes "kvm" only when KVMUsable passes and, if cfg has a
-// Kernel, ProbeKVM boots it. The string explains the choice. It does not
-// cache: a harness should remember the result.
-func ResolveAccel(ctx context.Context, cfg Config) (accel, reason string) {
-	cfg = cfg.withDefaults()
-	switch cfg.Accel {
-	case "kvm", "tcg":
-		return cfg.Accel, "requested"
-	}
-	if ok, why := KVMUsable(); !ok {
-		return "tcg", why
-	}
-	if cfg.Kernel == "" {
-		return "kvm", "KVM usable (no kernel to probe)"
-	}
-	if ok, why := ProbeKVM(ctx, cfg.QEMU, cfg.Kernel); !ok {
-		return "tcg", why
-	}
-	return "kvm", "KVM boots the kernel"
 }

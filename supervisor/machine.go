@@ -36,10 +36,11 @@ const stderrTailSize = 64 << 10
 // Machine is one running QEMU process. Create it with Start; end it with
 // Stop.
 type Machine struct {
-	cfg   Config
-	paths Paths
-	accel string
-	args  []string // binary first
+	cfg         Config
+	paths       Paths
+	accel       string
+	accelReason string
+	args        []string // binary first
 
 	cmd    *exec.Cmd
 	pid    int
@@ -83,13 +84,28 @@ func Start(ctx context.Context, cfg Config) (_ *Machine, err error) {
 	if err != nil {
 		return nil, notFound(cfg.QEMUImg, "qemu-utils", err)
 	}
-	accel, err := resolveAccel(cfg.Accel)
+	accel, reason, err := startAccel(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.DataDirs == nil {
 		cfg.DataDirs = DataDirs(qemuPath)
 	}
+	m, err := startOnce(ctx, cfg, qemuPath, imgPath, accel)
+	if note, died := kvmStartFailed(err); died && accel == "kvm" && cfg.Accel == "auto" {
+		storeVerdict(cfg.AccelCache, accelKey(cfg.QEMU, cfg.Kernel), accelVerdict{Accel: "tcg", Reason: note})
+		accel, reason = "tcg", note+"; KVM said: "+reason
+		m, err = startOnce(ctx, cfg, qemuPath, imgPath, accel)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.accelReason = reason
+	return m, nil
+}
+
+// startOnce is one attempt of Start with the accelerator settled.
+func startOnce(ctx context.Context, cfg Config, qemuPath, imgPath, accel string) (_ *Machine, err error) {
 	if cfg.Disk != "" {
 		abs, err := filepath.Abs(cfg.Disk)
 		if err != nil {
@@ -231,25 +247,6 @@ func runDirBase(cfg Config) string {
 		return cfg.RunDirBase
 	}
 	return os.TempDir()
-}
-
-// resolveAccel maps Config.Accel to "kvm" or "tcg".
-func resolveAccel(a string) (string, error) {
-	switch a {
-	case "", "auto":
-		if ok, _ := KVMUsable(); ok {
-			return "kvm", nil
-		}
-		return "tcg", nil
-	case "kvm":
-		if ok, why := KVMUsable(); !ok {
-			return "", fmt.Errorf("supervisor: Accel \"kvm\" but KVM is not usable: %s", why)
-		}
-		return "kvm", nil
-	case "tcg":
-		return "tcg", nil
-	}
-	return "", fmt.Errorf("supervisor: Config.Accel %q: want \"auto\", \"kvm\" or \"tcg\"", a)
 }
 
 func qemuImg(ctx context.Context, img string, args ...string) error {
@@ -468,6 +465,11 @@ func (m *Machine) GDBTarget() string {
 
 // Accel returns the accelerator in use: "kvm" or "tcg".
 func (m *Machine) Accel() string { return m.accel }
+
+// AccelReason says why Accel was chosen: "requested", a probe's or a
+// cached verdict, or that QEMU died under an automatically chosen KVM and
+// was started again under TCG.
+func (m *Machine) AccelReason() string { return m.accelReason }
 
 // PID returns QEMU's process id.
 func (m *Machine) PID() int { return m.pid }

@@ -756,6 +756,34 @@ func TestKVMUsableAndProbe(t *testing.T) {
 	if a, _ := ResolveAccel(t.Context(), Config{Accel: "tcg", Kernel: kernel}); a != "tcg" {
 		t.Fatalf("ResolveAccel tcg = %s", a)
 	}
+	// "auto" follows the probe, whatever this machine's KVM does, and
+	// caches the verdict.
+	cache := filepath.Join(t.TempDir(), "accel.json")
+	a, reason := ResolveAccel(t.Context(), Config{Kernel: kernel, AccelCache: cache})
+	t.Logf("auto: %s (%s)", a, reason)
+	if want := map[bool]string{true: "kvm", false: "tcg"}[ok]; a != want {
+		t.Fatalf("auto = %s (%s), but the probe said %v (%s)", a, reason, ok, verdict)
+	}
+	if v := loadVerdicts(cache)[accelKey("qemu-system-x86_64", kernel)]; v.Accel != a {
+		t.Fatalf("cached %+v, want %s", v, a)
+	}
+}
+
+// A kernel boots under explicit "kvm". This test needs a working KVM: it
+// skips, saying why, when the boot probe fails on this machine.
+func TestKVMStartsKernel(t *testing.T) {
+	needQEMU(t)
+	kernel := needKernel(t)
+	if ok, verdict := ProbeKVM(t.Context(), "", kernel); !ok {
+		t.Skipf("needs a working KVM; the boot probe failed here: %s", verdict)
+	}
+	m := start(t, Config{Kernel: kernel, Append: "console=ttyS0", Accel: "kvm"})
+	if m.Accel() != "kvm" || m.AccelReason() != "requested" {
+		t.Fatalf("accel %s (%s)", m.Accel(), m.AccelReason())
+	}
+	if err := m.QMP().Cont(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Stop on a machine whose QMP is wedged still ends QEMU (signals), and a
