@@ -74,7 +74,7 @@ func (c *Client) keyring() (openpgp.EntityList, error) {
 		}
 		c.keys, c.keysErr = ReadKeyring(path)
 		if c.keysErr != nil && c.Keyring == "" {
-			c.keysErr = fmt.Errorf("%w (install Debian's archive keyring, package debian-archive-keyring, or name a keyring file holding Debian's archive keys)", c.keysErr)
+			c.keysErr = fmt.Errorf("%w (install Debian's archive keyring, package debian-archive-keyring, or name a keyring file holding Debian's archive keys: --keyring FILE or KSPEC_DEBIAN_KEYRING)", c.keysErr)
 		}
 	})
 	return c.keys, c.keysErr

@@ -39,6 +39,9 @@ var ErrNotFound = errors.New("not in the archive")
 // not verify.
 var ErrNotVerified = errors.New("does not verify")
 
+// ErrKeyring: the keyring file is missing or holds no OpenPGP keys.
+var ErrKeyring = errors.New("no usable keyring")
+
 // FileSum is one line of a release file's SHA256 list.
 type FileSum struct {
 	// Size is the file's size in bytes.
@@ -76,7 +79,7 @@ type Release struct {
 func ReadKeyring(path string) (openpgp.EntityList, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading the keyring: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrKeyring, err)
 	}
 	var keys openpgp.EntityList
 	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN PGP")) {
@@ -85,10 +88,10 @@ func ReadKeyring(path string) (openpgp.EntityList, error) {
 		keys, err = openpgp.ReadKeyRing(bytes.NewReader(data))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("keyring %s is not an OpenPGP keyring: %w", path, err)
+		return nil, fmt.Errorf("%w: %s is not an OpenPGP keyring: %v", ErrKeyring, path, err)
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("keyring %s holds no keys", path)
+		return nil, fmt.Errorf("%w: %s holds no keys", ErrKeyring, path)
 	}
 	return keys, nil
 }

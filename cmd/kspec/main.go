@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/kspec/kspec/archive"
 	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/harness"
 )
@@ -138,7 +139,7 @@ func report(err error, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "kspec:", err)
 	var ue usageError
 	switch {
-	case errors.As(err, &ue), errors.Is(err, harness.ErrBadInput), errors.Is(err, harness.ErrMissing), errors.Is(err, guest.ErrUnknownGuest):
+	case errors.As(err, &ue), errors.Is(err, harness.ErrBadInput), errors.Is(err, harness.ErrMissing), errors.Is(err, guest.ErrUnknownGuest), errors.Is(err, archive.ErrKeyring):
 		return exitUsage
 	case errors.Is(err, harness.ErrNotHit), harness.IsKernelFailure(err):
 		return exitFailed

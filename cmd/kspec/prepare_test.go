@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,10 @@ import (
 func TestGuestPrepareBadInput(t *testing.T) {
 	m := archivetest.NewMirror(t, archivetest.Suite{Name: "sid"})
 	cache := t.TempDir()
+	notKeyring := filepath.Join(cache, "notkeyring.gpg")
+	if err := os.WriteFile(notKeyring, []byte("not a key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		name string
 		args []string
@@ -25,6 +30,7 @@ func TestGuestPrepareBadInput(t *testing.T) {
 		{"missing keyring", []string{"--guest", "debian-sid-cloud", "--keyring", filepath.Join(cache, "nope.gpg")}, []string{"--keyring", "nope.gpg"}},
 		{"no such suite", []string{"--guest", "debian-nosuch-cloud", "--mirror", m.URL, "--keyring", m.KeyringFile}, []string{"nosuch", "404"}},
 		{"no such flavour in the suite", []string{"--guest", "debian-sid-generic", "--mirror", m.URL, "--keyring", m.KeyringFile}, []string{"linux-image-amd64"}},
+		{"keyring not a keyring", []string{"--guest", "debian-sid-cloud", "--mirror", m.URL, "--keyring", notKeyring}, []string{"not an OpenPGP keyring", "notkeyring.gpg"}},
 		{"no such mirror", []string{"--guest", "debian-sid-cloud", "--mirror", "http://no-such-mirror.invalid/debian"}, []string{"no-such-mirror.invalid", "no such host"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
