@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/kspec/kspec/guest"
+	"github.com/kspec/kspec/internal/fixturesuite"
+	"github.com/kspec/kspec/nightly"
 	runreport "github.com/kspec/kspec/report"
 )
 
@@ -52,60 +53,37 @@ func TestNightlyBadInput(t *testing.T) {
 // suite (specs that pass, fail, break the harness, panic, time out, skip;
 // FIXTURE_FLIP=1 makes mkdir regress) and a guest config file, so that the
 // whole command runs without QEMU.
-func fixtureNightly(t *testing.T) (bin, guestFile string) {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to compile the fixture suite")
-	}
-	dir := t.TempDir()
-	bin = filepath.Join(dir, "fixture.test")
-	cmd := exec.Command(goBin, "test", "-c", "-o", bin, "../../report/testdata/fixturesuite")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("compiling the fixture suite: %v\n%s", err, out)
-	}
-	for _, f := range []string{"vmlinuz", "vmlinux", "password"} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	guestFile = filepath.Join(dir, "fixture-guest.json")
-	cfg := `{"os": "linux", "kernel": "vmlinuz", "symbols": "vmlinux", "password_file": "password", "version": "6.1.0-99-fixture"}`
-	if err := os.WriteFile(guestFile, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return bin, guestFile
-}
+func fixtureNightly(t *testing.T) (bin, guestFile string) { return fixturesuite.Build(t) }
 
-func nightly(t *testing.T, args ...string) (int, string, string) {
+func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), args, &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
 
-// TestNightlyTwoRuns: the second of two runs reports the regression the
-// fixture suite was made to have, with its console log, and exits 1.
 // TestNightlyDefaultMatrix: a plain `kspec nightly` covers the newest
 // cloud kernel of each Debian line, oldest first.
 func TestNightlyDefaultMatrix(t *testing.T) {
 	want := []string{"debian-bookworm-cloud", "debian-trixie-cloud", "debian-sid-cloud", "debian-experimental-cloud"}
-	if !slices.Equal(defaultNightlyGuests, want) {
-		t.Errorf("default guests %q, want %q", defaultNightlyGuests, want)
+	if !slices.Equal(nightly.DefaultGuests, want) {
+		t.Errorf("default guests %q, want %q", nightly.DefaultGuests, want)
 	}
-	for _, g := range defaultNightlyGuests {
+	for _, g := range nightly.DefaultGuests {
 		if !guest.CanPrepare(g) {
 			t.Errorf("default guest %q cannot be prepared", g)
 		}
 	}
 }
 
+// TestNightlyTwoRuns: the second of two runs reports the regression the
+// fixture suite was made to have, with its console log, and exits 1.
 func TestNightlyTwoRuns(t *testing.T) {
 	bin, guestFile := fixtureNightly(t)
 	out := t.TempDir()
 	args := []string{"nightly", "--out", out, "--suite-binary", bin, "--guests", guestFile}
 
-	code, stdout, stderr := nightly(t, args...)
+	code, stdout, stderr := runCLI(t, args...)
 	if code != exitHarness {
 		t.Fatalf("first run: exit %d, want 3 (harness errors, no regressions)\n%s\n%s", code, stdout, stderr)
 	}
@@ -119,7 +97,7 @@ func TestNightlyTwoRuns(t *testing.T) {
 	}
 
 	t.Setenv("FIXTURE_FLIP", "1")
-	code, stdout, stderr = nightly(t, args...)
+	code, stdout, stderr = runCLI(t, args...)
 	if code != exitFailed {
 		t.Fatalf("second run: exit %d, want 1 (a regression)\n%s\n%s", code, stdout, stderr)
 	}
@@ -152,10 +130,10 @@ func TestNightlyTwoRuns(t *testing.T) {
 	}
 
 	// report show prints the latest run again; report html re-renders.
-	if code, stdout, _ := nightly(t, "report", "show", "--out", out); code != 0 || !strings.Contains(stdout, "1 REGRESSION") {
+	if code, stdout, _ := runCLI(t, "report", "show", "--out", out); code != 0 || !strings.Contains(stdout, "1 REGRESSION") {
 		t.Errorf("report show: exit %d\n%s", code, stdout)
 	}
-	if code, stdout, _ := nightly(t, "report", "html", "--out", out); code != 0 || !strings.Contains(stdout, "rendered 2 runs") {
+	if code, stdout, _ := runCLI(t, "report", "html", "--out", out); code != 0 || !strings.Contains(stdout, "rendered 2 runs") {
 		t.Errorf("report html: exit %d\n%s", code, stdout)
 	}
 }
@@ -167,7 +145,7 @@ func TestNightlyShardsMerge(t *testing.T) {
 	total := 0
 	for _, sh := range []string{"1/2", "2/2"} {
 		out := t.TempDir()
-		code, stdout, stderr := nightly(t, "nightly", "--out", out, "--suite-binary", bin, "--guests", guestFile, "--shard", sh, "--no-retry")
+		code, stdout, stderr := runCLI(t, "nightly", "--out", out, "--suite-binary", bin, "--guests", guestFile, "--shard", sh, "--no-retry")
 		if code != exitHarness && code != exitOK {
 			t.Fatalf("shard %s: exit %d\n%s\n%s", sh, code, stdout, stderr)
 		}
@@ -185,7 +163,7 @@ func TestNightlyShardsMerge(t *testing.T) {
 		t.Errorf("the shards ran %d specs together, want 9", total)
 	}
 	merged := t.TempDir()
-	code, stdout, stderr := nightly(t, append([]string{"report", "merge", "--out", merged}, dirs...)...)
+	code, stdout, stderr := runCLI(t, append([]string{"report", "merge", "--out", merged}, dirs...)...)
 	if code != exitHarness {
 		t.Fatalf("merge: exit %d, want 3 (the fixture's harness errors)\n%s\n%s", code, stdout, stderr)
 	}
@@ -195,34 +173,6 @@ func TestNightlyShardsMerge(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "merged from shards: 1/2 ") {
 		t.Errorf("merge output:\n%s", stdout)
-	}
-}
-
-func TestLineWriterThrottlesCounters(t *testing.T) {
-	var b bytes.Buffer
-	p := &progress{w: &b, width: 4}
-	w := &lineWriter{p: p, who: "g", pre: "prepare: "}
-	for _, chunk := range []string{
-		"resolving g: apt-cache show x\ndownloading: 0/9", "30 MB\ndownloading: 1/930 MB\n",
-		"downloading: 2/930 MB\nextracted vmlinuz (8 MB)\n\nextracting vmlinux: 1/600 MB\n", "partial line without newline",
-	} {
-		if _, err := w.Write([]byte(chunk)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var got []string
-	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		_, rest, _ := strings.Cut(l, "] ")
-		got = append(got, rest)
-	}
-	want := []string{
-		"g    prepare: resolving g: apt-cache show x",
-		"g    prepare: downloading: 0/930 MB",
-		"g    prepare: extracted vmlinuz (8 MB)",
-		"g    prepare: extracting vmlinux: 1/600 MB",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

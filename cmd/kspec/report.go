@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kspec/kspec/nightly"
 	runreport "github.com/kspec/kspec/report"
 )
 
@@ -43,7 +44,7 @@ func cmdReportMerge(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() == 0 {
 		return usagef("kspec report merge: give the shard run directories (<out>/<run> of each `kspec nightly --shard i/n`)")
 	}
-	dir, err := resultsDir(*out)
+	dir, err := nightly.ResultsDir(*out)
 	if err != nil {
 		return err
 	}
@@ -63,14 +64,13 @@ func cmdReportMerge(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	m.Changes = runreport.Compare(hist, m)
-	if err := finishRun(dir, runDir, m); err != nil {
+	if err := nightly.Finish(dir, runDir, m); err != nil {
 		return err
 	}
-	if err := runreport.WriteText(stdout, m, runDir); err != nil {
+	if err := nightly.WriteReport(stdout, dir, runDir, m); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nreport: %s\nindex:  %s\n", filepath.Join(runDir, runreport.RunHTMLFile), filepath.Join(dir, runreport.IndexFile))
-	return runVerdict(m)
+	return verdictExit(nightly.Verdict(m))
 }
 
 // cmdReportHTML re-renders every run page and the index of a results
@@ -84,7 +84,7 @@ func cmdReportHTML(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("kspec report html: unexpected argument %q", fs.Arg(0))
 	}
-	dir, err := resultsDir(*out)
+	dir, err := nightly.ResultsDir(*out)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func cmdReportShow(args []string, stdout, stderr io.Writer) error {
 	var runDir string
 	switch fs.NArg() {
 	case 0:
-		dir, err := resultsDir(*out)
+		dir, err := nightly.ResultsDir(*out)
 		if err != nil {
 			return err
 		}
