@@ -321,6 +321,7 @@ func (t *Target) subscribePanics(mon *qmp.Monitor) {
 	if t.unwatch != nil {
 		t.unwatch()
 	}
+	t.trackResumes(mon) // runstate.go
 	events, unsubscribe := mon.Subscribe(16)
 	t.unwatch = unsubscribe
 	go func() {

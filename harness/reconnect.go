@@ -65,7 +65,7 @@ func (t *Target) reconnectDebugger(ctx context.Context, op string) error {
 		var c *rsp.Client
 		c, err = rsp.Connect(rctx, conn, rsp.Options{})
 		if err == nil {
-			t.gdb = c
+			t.setDebugger(c)
 		}
 	}
 	if err != nil {

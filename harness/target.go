@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kspec/kspec/guest"
@@ -41,6 +42,8 @@ type Target struct {
 	snap        snapshotState  // snapshots and their method (snapshot.go)
 	kw          *kernelWatch   // kernel panics and oopses (kernelwatch.go)
 	unwatch     func()         // ends the QMP event subscription of kw
+	unresume    func()         // removes the QMP RESUME hook (runstate.go)
+	gdbNow      atomic.Pointer[rsp.Client]
 	closeOnce   sync.Once
 	closeErr    error
 }
@@ -160,11 +163,12 @@ func (t *Target) attachAndRun(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dial gdbstub: %w", err)
 	}
-	t.gdb, err = rsp.Connect(ctx, conn, rsp.Options{})
+	c, err := rsp.Connect(ctx, conn, rsp.Options{})
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("gdbstub handshake: %w", err)
 	}
+	t.setDebugger(c)
 	return t.gdb.Continue(ctx)
 }
 

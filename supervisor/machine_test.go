@@ -53,7 +53,11 @@ func orphanHelper() {
 func needQEMU(t *testing.T) {
 	t.Helper()
 	var errs []error
-	for _, b := range []string{"qemu-system-x86_64", "qemu-img"} {
+	qemu := os.Getenv("KSPEC_QEMU")
+	if qemu == "" {
+		qemu = "qemu-system-x86_64"
+	}
+	for _, b := range []string{qemu, "qemu-img"} {
 		if _, err := exec.LookPath(b); err != nil {
 			errs = append(errs, err)
 		}
@@ -97,6 +101,9 @@ func shortBase(t *testing.T) string {
 func start(t *testing.T, cfg Config) *Machine {
 	t.Helper()
 	needQEMU(t)
+	if cfg.QEMU == "" {
+		cfg.QEMU = os.Getenv("KSPEC_QEMU") // e.g. QEMU 10.0 unpacked by scripts/qemu-extra
+	}
 	if cfg.Accel == "" {
 		cfg.Accel = "tcg"
 	}

@@ -75,7 +75,7 @@ func run(mib, nregs, rounds int, gdbBin string) error {
 	if err := waitFor(ctx, m.ConsoleTail, "login:", 2*time.Minute); err != nil {
 		return err
 	}
-	fmt.Printf("guest %s %s booted (QEMU %s, TCG); stub: %s\n", spec.Name, spec.Version, qemuVersion(), m.GDBTarget())
+	fmt.Printf("guest %s %s booted (QEMU %s, TCG); stub: %s\n", spec.Name, spec.Version, m.QMP().Version(), m.GDBTarget())
 	fmt.Printf("reading %d MiB of kernel text at %#x; %d register reads; %d rounds, medians\n\n", mib, start, nregs, rounds)
 
 	dir, err := os.MkdirTemp(shmDir(), "benchvsgdb")
@@ -266,18 +266,6 @@ func shmDir() string {
 		return "/dev/shm"
 	}
 	return ""
-}
-
-func qemuVersion() string {
-	out, err := exec.Command("qemu-system-x86_64", "--version").Output()
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(out))
-	if len(f) >= 4 {
-		return f[3]
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func tail(b []byte) string {
