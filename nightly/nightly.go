@@ -31,6 +31,7 @@ import (
 	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/harness"
 	"github.com/kspec/kspec/report"
+	"github.com/kspec/kspec/supervisor"
 )
 
 // DefaultGuests is the matrix a plain `kspec nightly` covers: the
@@ -242,6 +243,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	host, _ := os.Hostname()
 	s := &report.Summary{Run: id, Started: start, Host: host, Suite: su.name, LabelFilter: o.LabelFilter, Shard: o.Shard.String()}
+	// The suite's processes inherit KSPEC_QEMU and boot that QEMU.
+	if v, err := supervisor.QEMUVersion(ctx, os.Getenv("KSPEC_QEMU")); err == nil {
+		s.QEMU = v.String()
+	} else {
+		prog.printf("nightly", "QEMU version unknown: %v", err)
+	}
 	s.Guests = make([]*report.GuestResult, len(o.Guests))
 	sem := make(chan struct{}, o.Procs)
 	var wg sync.WaitGroup

@@ -507,7 +507,7 @@ var runTmpl = template.Must(template.New("run").Funcs(funcs).Parse(`<!DOCTYPE ht
 <header>
 <h1>kspec nightly {{.S.Run}}{{if .S.Shard}} · shard {{.S.Shard}}{{end}}</h1>
 <div class="verdict {{.Class}}">{{.Verdict}}</div>
-<div class="meta">{{.Date}}{{if .Duration}} · took {{.Duration}}{{end}}{{if .S.Host}} · {{.S.Host}}{{end}}{{if .S.LabelFilter}} · labels {{.S.LabelFilter}}{{end}}
+<div class="meta">{{.Date}}{{if .Duration}} · took {{.Duration}}{{end}}{{if .S.Host}} · {{.S.Host}}{{end}}{{if .S.QEMU}} · QEMU {{.S.QEMU}}{{end}}{{if .S.LabelFilter}} · labels {{.S.LabelFilter}}{{end}}
 {{if .PrevHref}} · compared with <a href="{{.PrevHref}}">{{.S.Changes.Previous}}</a>{{else}} · first run here, nothing to compare with{{end}}
  · <a href="../index.html">all runs</a></div>
 {{if .S.MergedFrom}}<div class="meta">merged from shards: {{range $i, $m := .S.MergedFrom}}{{if $i}}; {{end}}{{$m}}{{end}}</div>{{end}}

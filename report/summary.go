@@ -39,6 +39,9 @@ type Summary struct {
 	Finished time.Time `json:"finished"`
 	// Host is the machine that ran it (for a merge, the shards' hosts).
 	Host string `json:"host,omitempty"`
+	// QEMU is the version of the QEMU the guests ran under, as
+	// supervisor.QEMUVersion reports it ("" if unknown).
+	QEMU string `json:"qemu,omitempty"`
 	// Suite names the suite that ran (its package or binary).
 	Suite string `json:"suite,omitempty"`
 	// LabelFilter is the Ginkgo label filter the run used, if any.

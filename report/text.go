@@ -65,6 +65,9 @@ func WriteText(w io.Writer, s *Summary, runDir string) error {
 		if s.Host != "" {
 			fmt.Fprintf(&b, " on %s", s.Host)
 		}
+		if s.QEMU != "" {
+			fmt.Fprintf(&b, " with QEMU %s", s.QEMU)
+		}
 		b.WriteString("\n")
 	}
 	if len(s.MergedFrom) > 0 {
