@@ -180,6 +180,7 @@ type dwarfData struct {
 	unitNamesOnce  sync.Once
 	unitNames      []unitName // every unit's offset and DW_AT_name
 	unitNamesErr   error
+	inlined        map[string][]InlinedCopy // InlinedCopies answers by name
 }
 
 // unitName is a unit's offset and name, enough to choose units by file.

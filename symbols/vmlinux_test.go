@@ -259,3 +259,42 @@ func TestVmlinuxLineAddrs(t *testing.T) {
 		}
 	}
 }
+
+// TestVmlinuxInlinedCopies checks the breakpoint locations of a function
+// that exists only inlined: __do_sys_sethostname, out of line up to Linux
+// 6.11 and inlined into __x64_sys_sethostname from 6.12. Each copy's entry
+// must lie in a function, and the inline chain there must start with the
+// copy's function.
+func TestVmlinuxInlinedCopies(t *testing.T) {
+	tb := openVmlinux(t)
+	const name = "__do_sys_sethostname"
+	if _, err := tb.Lookup(name); err == nil {
+		t.Logf("%s is out of line in this kernel; checking a function inlined everywhere instead is not possible without knowing one", name)
+		if got, err := tb.FirstOf(name); err != nil || got != name {
+			t.Errorf("FirstOf(%s) = %q, %v", name, got, err)
+		}
+		return
+	}
+	copies, err := tb.InlinedCopies(name)
+	if err != nil {
+		t.Fatalf("InlinedCopies(%s): %v", name, err)
+	}
+	for _, c := range copies {
+		sym, _, err := tb.SymbolAt(c.Entry)
+		if err != nil {
+			t.Errorf("copy at %#x is in no function: %v", c.Entry, err)
+			continue
+		}
+		frames, err := tb.InlinedAt(c.Entry)
+		if err != nil || len(frames) < 2 || frames[0].Function != name || !frames[0].Inlined {
+			t.Errorf("InlinedAt(%#x) (in %s) = %+v, %v; want %s inlined first", c.Entry, sym.Name, frames, err, name)
+		}
+		t.Logf("%s inlined at %#x in %s (%s:%d)", name, c.Entry, sym.Name, frames[0].File, frames[0].Line)
+	}
+	if got, err := tb.FirstOf("kspec_no_such_function", name); err != nil || got != name {
+		t.Errorf("FirstOf(missing, %s) = %q, %v", name, got, err)
+	}
+	if _, err := tb.FirstOf("kspec_no_such_function", "kspec_nor_this"); !errors.Is(err, ErrUnknownSymbol) {
+		t.Errorf("FirstOf of missing names: %v, want ErrUnknownSymbol", err)
+	}
+}
