@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,8 +17,14 @@ import (
 type Breakpoint struct {
 	t      *Target
 	Symbol symbols.Symbol
-	hits   []*Hit
-	active bool
+	// Addrs are the breakpoint's locations: Symbol.Addr for a function
+	// with an out-of-line copy, the entry of every inlined copy for a
+	// function that exists only inlined (see Target.Break).
+	Addrs []uint64
+	// Inlined is true when the locations are inlined copies.
+	Inlined bool
+	hits    []*Hit
+	active  bool
 }
 
 // Hit is one stop of the kernel at a breakpoint: where (function, file and
@@ -43,41 +50,79 @@ func (h *Hit) String() string {
 	return fmt.Sprintf("%s+%#x at %s:%d (pc %#x, cpu %d)", h.Function, h.Offset, h.File, h.Line, h.PC, h.CPU)
 }
 
-// Break sets a breakpoint at the entry of the named kernel function. An
-// unknown name is an error wrapping ErrBadInput that names the symbol.
-// Breaking again on an armed address returns the armed Breakpoint.
+// Break sets a breakpoint at the entry of the named kernel function. A
+// function the compiler inlined into all its callers (no ELF symbol of the
+// name, e.g. __do_sys_sethostname from Linux 6.12) gets a location at the
+// entry of every inlined copy, as gdb's `break` does; its hits are named
+// after it, with its own file and line. An unknown name is an error
+// wrapping ErrBadInput that names the symbol. Breaking again on an armed
+// function returns the armed Breakpoint.
 func (t *Target) Break(ctx context.Context, name string) (*Breakpoint, error) {
 	if t.gdb == nil {
 		return nil, &HarnessError{Op: "break " + name, Err: errors.New("no debugger attached")}
 	}
-	sym, err := t.syms.Lookup(name)
+	bp, err := t.locate(name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: break %s: %w", ErrBadInput, name, err)
+		return nil, err
 	}
 	// QEMU keeps one breakpoint per Z0, so a second Z0 at the same address
 	// would outlive a single z0: the armed breakpoint is shared instead.
 	t.mu.Lock()
-	armed := t.breakpoints[sym.Addr]
+	armed := t.breakpoints[bp.Addrs[0]]
 	t.mu.Unlock()
 	if armed != nil {
 		return armed, nil
 	}
 	// Recorded first, so that a reconnection while the Z0 is on the wire
 	// arms it from kspec's records (see whileStopped).
-	bp := &Breakpoint{t: t, Symbol: sym, active: true}
 	t.mu.Lock()
-	t.breakpoints[sym.Addr] = bp
-	t.noteArmedLocked(point{rsp.Software, sym.Addr, 1})
+	for _, a := range bp.Addrs {
+		t.breakpoints[a] = bp
+		t.noteArmedLocked(point{rsp.Software, a, 1})
+	}
 	t.mu.Unlock()
 	err = t.whileStopped(ctx, "break "+name, func() error {
-		return t.gdb.SetBreakpoint(ctx, rsp.Software, sym.Addr, 1)
+		for _, a := range bp.Addrs {
+			if err := t.gdb.SetBreakpoint(ctx, rsp.Software, a, 1); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		t.mu.Lock()
 		bp.active = false
-		delete(t.breakpoints, sym.Addr)
+		for _, a := range bp.Addrs {
+			delete(t.breakpoints, a)
+		}
 		t.mu.Unlock()
+		// Locations already inserted stay in everArmed: the next rearm
+		// or reset removes them.
 		return nil, t.harnessErr("break "+name, err)
+	}
+	return bp, nil
+}
+
+// locate finds the locations of a breakpoint on the function name: its
+// symbol, or its inlined copies when it has no symbol.
+func (t *Target) locate(name string) (*Breakpoint, error) {
+	sym, err := t.syms.Lookup(name)
+	if err == nil {
+		return &Breakpoint{t: t, Symbol: sym, Addrs: []uint64{sym.Addr}, active: true}, nil
+	}
+	if !errors.Is(err, symbols.ErrUnknownSymbol) {
+		return nil, fmt.Errorf("%w: break %s: %w", ErrBadInput, name, err)
+	}
+	copies, cerr := t.syms.InlinedCopies(name)
+	if cerr != nil {
+		if !errors.Is(cerr, symbols.ErrUnknownSymbol) {
+			return nil, t.harnessErr("break "+name, cerr)
+		}
+		return nil, fmt.Errorf("%w: break %s: %w", ErrBadInput, name, err)
+	}
+	bp := &Breakpoint{t: t, Symbol: symbols.Symbol{Name: name, Addr: copies[0].Entry, Kind: symbols.Func}, Inlined: true, active: true}
+	for _, c := range copies {
+		bp.Addrs = append(bp.Addrs, c.Entry)
 	}
 	return bp, nil
 }
@@ -186,15 +231,24 @@ func (bp *Breakpoint) Clear(ctx context.Context) error {
 	// removes it from kspec's records (see whileStopped).
 	t.mu.Lock()
 	bp.active = false
-	delete(t.breakpoints, bp.Symbol.Addr)
+	for _, a := range bp.Addrs {
+		delete(t.breakpoints, a)
+	}
 	t.mu.Unlock()
 	err := t.whileStopped(ctx, "clear breakpoint "+bp.Symbol.Name, func() error {
-		return t.gdb.ClearBreakpoint(ctx, rsp.Software, bp.Symbol.Addr, 1)
+		for _, a := range bp.Addrs {
+			if err := t.gdb.ClearBreakpoint(ctx, rsp.Software, a, 1); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		t.mu.Lock()
 		bp.active = true
-		t.breakpoints[bp.Symbol.Addr] = bp
+		for _, a := range bp.Addrs {
+			t.breakpoints[a] = bp
+		}
 		t.mu.Unlock()
 		return t.harnessErr("clear breakpoint "+bp.Symbol.Name, err)
 	}
@@ -207,7 +261,9 @@ func (t *Target) ClearBreakpoints(ctx context.Context) error {
 	t.mu.Lock()
 	bps := make([]*Breakpoint, 0, len(t.breakpoints))
 	for _, bp := range t.breakpoints {
-		bps = append(bps, bp)
+		if !slices.Contains(bps, bp) { // one Breakpoint may have several locations
+			bps = append(bps, bp)
+		}
 	}
 	t.mu.Unlock()
 	var errs []error
@@ -245,7 +301,11 @@ func (t *Target) recordIfBreakpoint(ctx context.Context, stop rsp.StopReply) boo
 	if bp == nil {
 		return false
 	}
-	bp.hits = append(bp.hits, t.describeStop(pc, stop))
+	h := t.describeStop(pc, stop)
+	if bp.Inlined { // named after the inlined function, not its host
+		h.Function, h.Offset = bp.Symbol.Name, 0
+	}
+	bp.hits = append(bp.hits, h)
 	return true
 }
 

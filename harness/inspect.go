@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kspec/kspec/guest"
+	"github.com/kspec/kspec/kernel/linux"
 	"github.com/kspec/kspec/rsp"
 	"github.com/kspec/kspec/symbols"
 )
@@ -509,8 +510,9 @@ func (h *Hit) PID(ctx context.Context) (int, error) {
 }
 
 // CurrentTask returns the task running on vCPU cpu of a stopped guest.
-// Linux: the per-CPU variable current_task (pcpu_hot.current_task since
-// Linux 6.2) at its symbol's offset from __per_cpu_offset[cpu], then
+// Linux: the per-CPU variable current_task (pcpu_hot.current_task from
+// Linux 6.2 to 6.14; see linux.CurrentTaskVariables) at its symbol plus
+// __per_cpu_offset[cpu], then
 // task_struct's comm, pid and tgid. FreeBSD: curthread, the first member of
 // the struct pcpu that %gs points to in kernel mode, then td_tid, td_proc,
 // p_comm and p_pid. Every offset comes from the kernel's DWARF.
@@ -549,6 +551,8 @@ type taskEnv interface {
 	read(addr uint64, n int) ([]byte, error)
 	// reg reads a register of a vCPU.
 	reg(cpu int, name string) (uint64, error)
+	// kernelVersion is the running kernel's version (zero if unknown).
+	kernelVersion() linux.Version
 }
 
 type targetEnv struct {
@@ -563,6 +567,7 @@ func (e *targetEnv) offsetof(typ, m string) (symbols.Value, error) {
 func (e *targetEnv) read(addr uint64, n int) ([]byte, error) {
 	return e.t.gdb.ReadMemory(e.ctx, addr, n)
 }
+func (e *targetEnv) kernelVersion() linux.Version { return e.t.KernelVersion() }
 func (e *targetEnv) reg(cpu int, name string) (uint64, error) {
 	return e.t.cpuRegister(e.ctx, cpu, name)
 }
@@ -606,7 +611,8 @@ type linuxTasks struct {
 func newLinuxTasks(env taskEnv) (*linuxTasks, error) {
 	l := &linuxTasks{}
 	var firstErr error
-	for _, name := range []string{"current_task", "pcpu_hot.current_task"} {
+	candidates := linux.CurrentTaskVariables(env.kernelVersion())
+	for _, name := range candidates {
 		v, err := env.expr(name)
 		if err == nil {
 			l.currentSym, l.currentVar = v.Addr, name
@@ -617,9 +623,9 @@ func newLinuxTasks(env taskEnv) (*linuxTasks, error) {
 		}
 	}
 	if l.currentVar == "" {
-		return nil, fmt.Errorf("the kernel has neither current_task nor pcpu_hot.current_task: %w", firstErr)
+		return nil, fmt.Errorf("the kernel has none of %s: %w", strings.Join(candidates, ", "), firstErr)
 	}
-	if v, err := env.expr("__per_cpu_offset"); err == nil {
+	if v, err := env.expr(linux.PerCPUOffsets); err == nil {
 		l.perCPU = v.Addr
 	}
 	var err error
@@ -636,9 +642,12 @@ func newLinuxTasks(env taskEnv) (*linuxTasks, error) {
 }
 
 func (l *linuxTasks) current(env taskEnv, cpu int) (Task, error) {
-	// A per-CPU variable's symbol is its offset in the per-CPU area
-	// (x86-64 SMP links that area at 0); __per_cpu_offset[cpu] is where
-	// cpu's copy starts, which is also the kernel's GS base.
+	// Up to Linux 6.14 a per-CPU variable's symbol is its offset in the
+	// per-CPU area (x86-64 SMP links that area at 0) and
+	// __per_cpu_offset[cpu] is where cpu's copy starts (the kernel's GS
+	// base); from 6.15 the symbol is its address in .data..percpu and the
+	// offset is the distance to cpu's copy, usually "negative". Both are
+	// symbol + offset in wrapping 64-bit arithmetic.
 	addr := l.currentSym
 	if l.perCPU != 0 {
 		off, err := readUint(env, l.perCPU+8*uint64(cpu), 8)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/onsi/gomega"
 
+	"github.com/kspec/kspec/kernel/linux"
 	"github.com/kspec/kspec/symbols"
 )
 
@@ -21,6 +22,7 @@ type fakeEnv struct {
 	mem     map[uint64][]byte        // region start -> bytes
 	regs    map[string]uint64        // "0:gs_base" -> value
 	reads   []string
+	version linux.Version // what kernelVersion answers
 }
 
 func newFakeEnv() *fakeEnv {
@@ -50,6 +52,8 @@ func (f *fakeEnv) read(addr uint64, n int) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("rsp: m%x,%x: E14", addr, n)
 }
+
+func (f *fakeEnv) kernelVersion() linux.Version { return f.version }
 
 func (f *fakeEnv) reg(cpu int, name string) (uint64, error) {
 	if v, ok := f.regs[fmt.Sprintf("%d:%s", cpu, name)]; ok {
@@ -129,9 +133,35 @@ func TestLinuxCurrentTask(t *testing.T) {
 	}
 }
 
-// Since Linux 6.2 current_task lives in pcpu_hot.
+// From Linux 6.15 per-CPU symbols are linked at their address in
+// .data..percpu (current_task of the Debian 7.2.13 cloud kernel is at
+// 0xffffffff83dbd018), and __per_cpu_offset[cpu] is the distance from
+// __per_cpu_start to cpu's copy, which wraps around 2^64.
+func TestLinuxCurrentTaskLinkedPerCPU(t *testing.T) {
+	f := linuxEnv()
+	f.version = linux.Version{Major: 7, Minor: 2, Patch: 13}
+	const sym, start = 0xffffffff83dbd018, 0xffffffff83c00000
+	f.exprs["current_task"] = symbols.Value{Expr: "current_task", Addr: sym, Size: 8}
+	area := uint64(0xffff88800f800000)
+	off := area - start // wraps: the area lies below the link address
+	b := make([]byte, 8)
+	binary.LittleEndian.PutUint64(b, off)
+	f.mem[0xffffffff8239eb60] = b
+	f.put(area+(sym-start), 8, 0xffff8880054fe000)
+	l, err := newTaskLayout("linux", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.current(f, 0)
+	if err != nil || got.Comm != "mkdir" || got.PID != 91 {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+}
+
+// From Linux 6.2 to 6.14 current_task lives in pcpu_hot.
 func TestLinuxCurrentTaskPcpuHot(t *testing.T) {
 	f := linuxEnv()
+	f.version = linux.Version{Major: 6, Minor: 12, Patch: 117}
 	delete(f.exprs, "current_task")
 	f.exprs["pcpu_hot.current_task"] = symbols.Value{Expr: "pcpu_hot.current_task", Addr: 0x1fb80, Size: 8, TypeName: "struct task_struct *"}
 	l, err := newTaskLayout("linux", f)

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/kspec/kspec/guest"
+	"github.com/kspec/kspec/kernel/linux"
 	"github.com/kspec/kspec/qmp"
 	"github.com/kspec/kspec/rsp"
 	"github.com/kspec/kspec/supervisor"
@@ -46,6 +48,8 @@ type Target struct {
 	gdbNow      atomic.Pointer[rsp.Client]
 	closeOnce   sync.Once
 	closeErr    error
+	versionOnce sync.Once // version, read once (kernelversion.go)
+	version     linux.Version
 }
 
 // Boot starts the guest described by opts, attaches the debugger (unless
@@ -149,6 +153,15 @@ func (t *Target) start(bootCtx context.Context) error {
 	}
 	t.BootDuration = time.Since(begin)
 	o.Logf("logged in as %s after %s", spec.User, t.BootDuration.Round(time.Millisecond))
+	if spec.Hostname == "" {
+		// A guest described by the user need not say its host name;
+		// the guest does (specs compare with it after renaming it).
+		res, err := t.console.Run(bootCtx, "uname -n")
+		if err != nil || res.Status != 0 {
+			return t.fail("read the host name of "+spec.Name+" (uname -n)", 0, errors.Join(err, fmt.Errorf("status %d: %s", res.Status, res.Output)))
+		}
+		spec.Hostname = strings.TrimSpace(res.Output)
+	}
 	return nil
 }
 
