@@ -112,6 +112,12 @@ var Renames = []Rename{
 	{"do_symlinkat", "filename_symlinkat", V(7, 0), "7.0 struct filename series"},
 	{"do_renameat2", "filename_renameat2", V(7, 0), "7.0 struct filename series"},
 	{"do_linkat", "filename_linkat", V(7, 0), "7.0 struct filename series"},
+	// kill(2) of one process: kill_proc_info -> kill_pid_info up to 6.8,
+	// kill_pid_info_type (with a pid type argument after the three of
+	// kill_pid_info) from 6.9; kill_pid_info stays as a wrapper that
+	// kill(2) no longer calls. (Checked on 6.1 and 6.12; 6.9 from the
+	// pidfd thread-signal series.)
+	{"kill_pid_info", "kill_pid_info_type", V(6, 9), "6.9 pidfd thread signals"},
 }
 
 // FunctionName returns the name that a kernel of version v gives the

@@ -17,13 +17,13 @@ import (
 // the arguments hold, who writes a variable, what does one instruction do.
 var _ = Describe("the debugger at a kernel stop", Label("debugger"), func() {
 	It("unwinds the mkdir hit through __x64_sys_mkdir and do_syscall_64 to the syscall entry", Label("backtrace"), func(ctx SpecContext) {
-		hit := breakAndRun(ctx, "do_mkdirat", "mkdir "+uniquePath("bt"))
+		hit := breakAndRun(ctx, mkdirat, "mkdir "+uniquePath("bt"))
 		Expect(hit).To(harness.HaveBacktraceContaining("__x64_sys_mkdir", "do_syscall_64"))
 
 		frames, err := hit.Backtrace(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		GinkgoWriter.Printf("backtrace:\n%s", harness.FormatBacktrace(frames, "  "))
-		Expect(frames[0].Function).To(Equal("do_mkdirat"))
+		Expect(frames[0].Function).To(Equal(mkdirat))
 		Expect(frames[0].PC).To(Equal(hit.PC))
 		// The unwinder stops cleanly at the user/kernel boundary.
 		last := frames[len(frames)-1]
@@ -32,7 +32,7 @@ var _ = Describe("the debugger at a kernel stop", Label("debugger"), func() {
 	}, SpecTimeout(time.Minute))
 
 	It("names mkdir as the task that made the mkdir hit", Label("task"), func(ctx SpecContext) {
-		hit := breakAndRun(ctx, "do_mkdirat", "mkdir "+uniquePath("comm"))
+		hit := breakAndRun(ctx, mkdirat, "mkdir "+uniquePath("comm"))
 		Expect(hit).To(harness.HaveComm("mkdir"))
 		task, err := hit.Task(ctx)
 		Expect(err).NotTo(HaveOccurred())
@@ -40,17 +40,17 @@ var _ = Describe("the debugger at a kernel stop", Label("debugger"), func() {
 		Expect(task.TID).To(Equal(task.PID), "mkdir is single-threaded")
 	}, SpecTimeout(time.Minute))
 
-	It("reads do_mkdirat's path argument from memory as the directory created", Label("memory"), func(ctx SpecContext) {
+	It(fmt.Sprintf("reads %s's path argument from memory as the directory created", mkdirat), Label("memory"), func(ctx SpecContext) {
 		dir := uniquePath("path")
-		hit := breakAndRun(ctx, "do_mkdirat", "mkdir "+dir)
+		hit := breakAndRun(ctx, mkdirat, "mkdir "+dir)
 		Expect(mkdirPath(ctx, hit)).To(Equal(dir))
 	}, SpecTimeout(time.Minute))
 
-	It("reports each call once: mkdir of two directories hits do_mkdirat with each path in turn", Label("memory"), func(ctx SpecContext) {
+	It(fmt.Sprintf("reports each call once: mkdir of two directories hits %s with each path in turn", mkdirat), Label("memory"), func(ctx SpecContext) {
 		first, second := uniquePath("first"), uniquePath("second")
-		hit := breakAndRun(ctx, "do_mkdirat", "mkdir "+first+" "+second)
+		hit := breakAndRun(ctx, mkdirat, "mkdir "+first+" "+second)
 		Expect(mkdirPath(ctx, hit)).To(Equal(first))
-		bp, err := target.Break(ctx, "do_mkdirat") // the same breakpoint again
+		bp, err := target.Break(ctx, mkdirat) // the same breakpoint again
 		Expect(err).NotTo(HaveOccurred())
 		waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -59,15 +59,15 @@ var _ = Describe("the debugger at a kernel stop", Label("debugger"), func() {
 		Expect(mkdirPath(ctx, hit)).To(Equal(second))
 	}, SpecTimeout(time.Minute))
 
-	It("steps from do_mkdirat's entry to the next instructions of do_mkdirat", Label("step"), func(ctx SpecContext) {
-		hit := breakAndRun(ctx, "do_mkdirat", "mkdir "+uniquePath("step"))
-		sym, err := target.Symbols().Lookup("do_mkdirat")
+	It(fmt.Sprintf("steps from %s's entry to the next instructions of %[1]s", mkdirat), Label("step"), func(ctx SpecContext) {
+		hit := breakAndRun(ctx, mkdirat, "mkdir "+uniquePath("step"))
+		sym, err := target.Symbols().Lookup(mkdirat)
 		Expect(err).NotTo(HaveOccurred())
 		pc := hit.PC
 		for range 3 {
 			step, err := target.Step(ctx, hit.CPU)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(step.Function).To(Equal("do_mkdirat"), "stepped out of do_mkdirat to %s", step)
+			Expect(step.Function).To(Equal(mkdirat), "stepped out of %s to %s", mkdirat, step)
 			Expect(step.PC).To(BeNumerically(">", pc))
 			Expect(step.PC).To(BeNumerically("<", sym.Addr+sym.Size))
 			Expect(step.File).To(HaveSuffix("fs/namei.c"))
@@ -120,7 +120,7 @@ var _ = Describe("the debugger at a kernel stop", Label("debugger"), func() {
 		v := target.QEMUVersion()
 		silent := v.AtLeast(8, 1)
 		AddReportEntry("QEMU", v.String())
-		bp, err := target.Break(ctx, "do_mkdirat")
+		bp, err := target.Break(ctx, mkdirat)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func(ctx SpecContext) { Expect(target.ClearBreakpoints(ctx)).To(Succeed()) }, NodeTimeout(time.Minute))
 		gdb := target.RSP()
@@ -167,7 +167,7 @@ var _ = Describe("the debugger at a kernel stop", Label("debugger"), func() {
 		defer cancel()
 		hit, err := bp.Wait(waitCtx)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(hit).To(harness.StopIn("do_mkdirat", "fs/namei.c"))
+		Expect(hit).To(harness.StopIn(mkdirat, "fs/namei.c"))
 		Expect(hit).To(harness.HaveComm("mkdir"))
 	}, SpecTimeout(2*time.Minute))
 })
@@ -177,9 +177,10 @@ func uniquePath(what string) string {
 	return fmt.Sprintf("/tmp/kspec-%s-%d", what, time.Now().UnixNano())
 }
 
-// mkdirPath reads the path a do_mkdirat hit was called with:
-// do_mkdirat(int dfd, struct filename *name, umode_t mode) has name in RSI
-// at its entry, and name->name is the path (offset from the DWARF).
+// mkdirPath reads the path a do_mkdirat hit (filename_mkdirat from 7.0)
+// was called with: (int dfd, struct filename *name, umode_t mode) has name
+// in RSI at its entry, and name->name is the path (offset from the DWARF;
+// from 7.0 name sits in an unnamed struct __filename_head).
 func mkdirPath(ctx context.Context, hit *harness.Hit) string {
 	GinkgoHelper()
 	name, err := target.Symbols().Offsetof("struct filename", "name")

@@ -1,6 +1,7 @@
 package linux_test
 
 import (
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -13,11 +14,11 @@ import (
 // the kernel received (paths, flags, struct file) at the stop and checks
 // what the call did afterwards.
 var _ = Describe("file system calls", Label("fs"), func() {
-	It("rm of a file reaches do_unlinkat with its path, and the file is gone", Label("unlink"), func(ctx SpecContext) {
+	It(fmt.Sprintf("rm of a file reaches %s with its path, and the file is gone", unlinkat), Label("unlink"), func(ctx SpecContext) {
 		shell(ctx, "touch /tmp/kspec-unlink")
-		// do_unlinkat(int dfd, struct filename *name)
-		hit, cmd := stopAt(ctx, "do_unlinkat", "rm /tmp/kspec-unlink", 0, nil)
-		Expect(hit).To(harness.StopIn("do_unlinkat", "fs/namei.c"))
+		// do_unlinkat(int dfd, struct filename *name) (filename_unlinkat from 7.0)
+		hit, cmd := stopAt(ctx, unlinkat, "rm /tmp/kspec-unlink", 0, nil)
+		Expect(hit).To(harness.StopIn(unlinkat, "fs/namei.c"))
 		Expect(hit).To(harness.HaveComm("rm"))
 		Expect(int32(arg(ctx, hit, 0))).To(BeEquivalentTo(atFDCWD))
 		Expect(filenameArg(ctx, hit, 1)).To(Equal("/tmp/kspec-unlink"))
@@ -79,11 +80,12 @@ var _ = Describe("file system calls", Label("fs"), func() {
 		Expect(shell(ctx, "cat /tmp/kspec-write")).To(Equal("kspec-payload\n"))
 	}, SpecTimeout(time.Minute))
 
-	It("mv reaches do_renameat2 with both names", Label("rename"), func(ctx SpecContext) {
+	It(fmt.Sprintf("mv reaches %s with both names", renameat2), Label("rename"), func(ctx SpecContext) {
 		shell(ctx, "echo moved > /tmp/kspec-old")
 		// do_renameat2(int olddfd, struct filename *from, int newdfd, struct filename *to, unsigned int flags)
-		hit, cmd := stopAt(ctx, "do_renameat2", "mv /tmp/kspec-old /tmp/kspec-new", 0, nil)
-		Expect(hit).To(harness.StopIn("do_renameat2", "fs/namei.c"))
+		// (filename_renameat2 from 7.0)
+		hit, cmd := stopAt(ctx, renameat2, "mv /tmp/kspec-old /tmp/kspec-new", 0, nil)
+		Expect(hit).To(harness.StopIn(renameat2, "fs/namei.c"))
 		Expect(hit).To(harness.HaveComm("mv"))
 		Expect(filenameArg(ctx, hit, 1)).To(Equal("/tmp/kspec-old"))
 		Expect(filenameArg(ctx, hit, 3)).To(Equal("/tmp/kspec-new"))
@@ -92,10 +94,11 @@ var _ = Describe("file system calls", Label("fs"), func() {
 		Expect(shell(ctx, "cat /tmp/kspec-new; test -e /tmp/kspec-old || echo old-gone")).To(Equal("moved\nold-gone\n"))
 	}, SpecTimeout(time.Minute))
 
-	It("ln -s reaches do_symlinkat with the link's target and name", Label("symlink"), func(ctx SpecContext) {
+	It(fmt.Sprintf("ln -s reaches %s with the link's target and name", symlinkat), Label("symlink"), func(ctx SpecContext) {
 		// do_symlinkat(struct filename *from, int newdfd, struct filename *to)
-		hit, cmd := stopAt(ctx, "do_symlinkat", "ln -s /etc/passwd /tmp/kspec-link", 0, nil)
-		Expect(hit).To(harness.StopIn("do_symlinkat", "fs/namei.c"))
+		// (filename_symlinkat from 7.0)
+		hit, cmd := stopAt(ctx, symlinkat, "ln -s /etc/passwd /tmp/kspec-link", 0, nil)
+		Expect(hit).To(harness.StopIn(symlinkat, "fs/namei.c"))
 		Expect(hit).To(harness.HaveComm("ln"))
 		Expect(filenameArg(ctx, hit, 0)).To(Equal("/etc/passwd"))
 		Expect(filenameArg(ctx, hit, 2)).To(Equal("/tmp/kspec-link"))
@@ -141,9 +144,9 @@ var _ = Describe("file system calls", Label("fs"), func() {
 // Specs whose calls fail: the kernel is reached with the arguments, and the
 // failure comes back to the user.
 var _ = Describe("failing file system calls", Label("fs", "negative"), func() {
-	It("unlink of a missing file reaches do_unlinkat and fails with ENOENT", Label("unlink"), func(ctx SpecContext) {
+	It(fmt.Sprintf("unlink of a missing file reaches %s and fails with ENOENT", unlinkat), Label("unlink"), func(ctx SpecContext) {
 		// (rm looks before it leaps: it never calls unlink for a missing file.)
-		hit, cmd := stopAt(ctx, "do_unlinkat", "unlink /tmp/kspec-missing", 1, nil)
+		hit, cmd := stopAt(ctx, unlinkat, "unlink /tmp/kspec-missing", 1, nil)
 		Expect(filenameArg(ctx, hit, 1)).To(Equal("/tmp/kspec-missing"))
 		Expect(cmd.finish(ctx).Output).To(ContainSubstring("No such file or directory"))
 	}, SpecTimeout(time.Minute))
@@ -154,9 +157,9 @@ var _ = Describe("failing file system calls", Label("fs", "negative"), func() {
 		Expect(cmd.finish(ctx).Output).To(ContainSubstring("No such file or directory"))
 	}, SpecTimeout(time.Minute))
 
-	It("mkdir of an existing directory reaches do_mkdirat and fails with EEXIST", Label("mkdir"), func(ctx SpecContext) {
+	It(fmt.Sprintf("mkdir of an existing directory reaches %s and fails with EEXIST", mkdirat), Label("mkdir"), func(ctx SpecContext) {
 		shell(ctx, "mkdir /tmp/kspec-exists")
-		hit, cmd := stopAt(ctx, "do_mkdirat", "mkdir /tmp/kspec-exists", 1, nil)
+		hit, cmd := stopAt(ctx, mkdirat, "mkdir /tmp/kspec-exists", 1, nil)
 		Expect(filenameArg(ctx, hit, 1)).To(Equal("/tmp/kspec-exists"))
 		Expect(cmd.finish(ctx).Output).To(ContainSubstring("File exists"))
 	}, SpecTimeout(time.Minute))

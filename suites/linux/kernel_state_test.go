@@ -3,12 +3,14 @@ package linux_test
 import (
 	"context"
 	"encoding/binary"
+	"os"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/kspec/kspec/harness"
+	"github.com/kspec/kspec/kernel/linux"
 )
 
 // Helpers that read kernel state at a stop. Struct layouts come from the
@@ -29,6 +31,42 @@ const (
 	cloneVM    = 0x100
 	cloneVFork = 0x4000
 	maxPath    = 4096
+)
+
+// kernelVersion is the version of the guest's kernel, known before the
+// guest boots so that spec titles can name the functions of that kernel
+// (zero, meaning the newest kernel, when the guest cannot be found: the
+// suite then fails or skips in SynchronizedBeforeSuite, saying why).
+var kernelVersion = guestKernelVersion()
+
+func guestKernelVersion() linux.Version {
+	ref := os.Getenv("KSPEC_GUEST")
+	if ref == "" {
+		ref = harness.DefaultGuest
+	}
+	spec, err := harness.ResolveGuest(harness.Options{Guest: ref})
+	if err != nil {
+		return linux.Version{}
+	}
+	v, _ := harness.GuestKernelVersion(spec)
+	return v
+}
+
+// fn returns the name the guest's kernel gives the function known (in
+// some kernel line) as name: do_mkdirat is filename_mkdirat from Linux 7.0
+// (kernel/linux keeps the renames). A spec that breaks on fn(name) checks
+// the same behaviour on every line, and says which function in its title.
+func fn(name string) string { return linux.FunctionName(kernelVersion, name) }
+
+// The functions the mkdir, rmdir, unlink, rename and symlink specs stop
+// in, on the kernel under test.
+var (
+	mkdirat   = fn("do_mkdirat")
+	rmdir     = fn("do_rmdir")
+	unlinkat  = fn("do_unlinkat")
+	renameat2 = fn("do_renameat2")
+	symlinkat = fn("do_symlinkat")
+	killPID   = fn("kill_pid_info")
 )
 
 // arg returns the hit function's n-th argument (from 0).

@@ -1,6 +1,7 @@
 package linux_test
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -27,11 +28,12 @@ var _ = Describe("processes", Label("process"), func() {
 	}, SpecTimeout(time.Minute))
 
 	It("exec reaches bprm_execve with the program's path, read from kernel memory, while the child is still the shell", Label("exec"), func(ctx SpecContext) {
-		// bprm_execve(struct linux_binprm *bprm, int fd, struct filename *filename, int flags)
+		// bprm_execve(struct linux_binprm *bprm, ...): up to 6.x the fd and
+		// struct filename follow, later bprm alone; bprm->filename is the
+		// path on every line.
 		hit, cmd := stopAt(ctx, "bprm_execve", "/bin/uname -s", 0, nil)
 		Expect(hit).To(harness.StopIn("bprm_execve", "fs/exec.c"))
-		Expect(filenameArg(ctx, hit, 2)).To(Equal("/bin/uname"))
-		Expect(int32(arg(ctx, hit, 1))).To(BeEquivalentTo(atFDCWD))
+		Expect(cstring(ctx, ptr(ctx, arg(ctx, hit, 0)+offset("struct linux_binprm", "filename")))).To(Equal("/bin/uname"))
 		Expect(hit).To(harness.HaveComm("sh"), "the forked child has not become uname yet")
 		task, err := hit.Task(ctx)
 		Expect(err).NotTo(HaveOccurred())
@@ -39,11 +41,12 @@ var _ = Describe("processes", Label("process"), func() {
 		Expect(cmd.finish(ctx).Output).To(Equal("Linux\n"))
 	}, SpecTimeout(time.Minute))
 
-	It("kill sends its signal through kill_pid_info to the struct pid of the process named", Label("signal"), func(ctx SpecContext) {
+	It(fmt.Sprintf("kill sends its signal through %s to the struct pid of the process named", killPID), Label("signal"), func(ctx SpecContext) {
 		pid := backgroundSleep(ctx)
-		// kill_pid_info(int sig, struct kernel_siginfo *info, struct pid *pid)
-		hit, cmd := stopAt(ctx, "kill_pid_info", "kill -USR1 "+strconv.Itoa(pid), 0, nil)
-		Expect(hit).To(harness.StopIn("kill_pid_info", "kernel/signal.c"))
+		// kill_pid_info(int sig, struct kernel_siginfo *info, struct pid *pid),
+		// from 6.9 kill_pid_info_type(..., enum pid_type type)
+		hit, cmd := stopAt(ctx, killPID, "kill -USR1 "+strconv.Itoa(pid), 0, nil)
+		Expect(hit).To(harness.StopIn(killPID, "kernel/signal.c"))
 		Expect(hit).To(harness.HaveComm("sh"), "kill is a shell builtin")
 		Expect(int32(arg(ctx, hit, 0))).To(BeEquivalentTo(sigUSR1))
 		spid := arg(ctx, hit, 2)
@@ -68,14 +71,19 @@ var _ = Describe("processes", Label("process"), func() {
 })
 
 var _ = Describe("failing process calls", Label("process", "negative"), func() {
-	It("exec of a missing program reaches bprm_execve and the shell reports 127", Label("exec"), func(ctx SpecContext) {
-		hit, cmd := stopAt(ctx, "bprm_execve", "/bin/kspec-missing", 127, nil)
-		Expect(filenameArg(ctx, hit, 2)).To(Equal("/bin/kspec-missing"))
+	It("exec of a missing program reaches do_open_execat with its path and the shell reports 127", Label("exec"), func(ctx SpecContext) {
+		// do_open_execat(int fd, struct filename *name, int flags) opens
+		// the program on every line (before bprm_execve from 6.x on, so
+		// a missing program never reaches bprm_execve there).
+		hit, cmd := stopAt(ctx, "do_open_execat", "/bin/kspec-missing", 127, nil)
+		Expect(hit).To(harness.StopIn("do_open_execat", "fs/exec.c"))
+		Expect(int32(arg(ctx, hit, 0))).To(BeEquivalentTo(atFDCWD))
+		Expect(filenameArg(ctx, hit, 1)).To(Equal("/bin/kspec-missing"))
 		Expect(cmd.finish(ctx).Output).To(ContainSubstring("not found"))
 	}, SpecTimeout(time.Minute))
 
-	It("kill of a PID that does not exist reaches kill_pid_info without a struct pid", Label("signal"), func(ctx SpecContext) {
-		hit, cmd := stopAt(ctx, "kill_pid_info", "kill -USR1 32000", 1, nil)
+	It(fmt.Sprintf("kill of a PID that does not exist reaches %s without a struct pid", killPID), Label("signal"), func(ctx SpecContext) {
+		hit, cmd := stopAt(ctx, killPID, "kill -USR1 32000", 1, nil)
 		Expect(int32(arg(ctx, hit, 0))).To(BeEquivalentTo(sigUSR1))
 		Expect(arg(ctx, hit, 2)).To(BeZero(), "find_vpid found no struct pid")
 		Expect(cmd.finish(ctx).Output).To(ContainSubstring("No such process"))
@@ -98,6 +106,19 @@ var _ = Describe("kernel state", Label("kernel"), func() {
 		after, err := target.ReadString(ctx, "init_uts_ns.name.nodename")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(after).To(Equal("kspec-renamed"))
+	}, SpecTimeout(time.Minute))
+
+	It("a breakpoint on __do_sys_sethostname, which the compiler inlines into __x64_sys_sethostname, stops hostname in it", Label("sethostname", "inline"), func(ctx SpecContext) {
+		// No symbol: Break sets a location at each inlined copy, as gdb does.
+		hit, cmd := stopAt(ctx, "__do_sys_sethostname", "hostname kspec-inlined", 0, nil)
+		Expect(hit).To(harness.StopIn("__do_sys_sethostname", "kernel/sys.c"))
+		Expect(hit).To(harness.HaveComm("hostname"))
+		frames, err := hit.Backtrace(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(frames[0].Function).To(Equal("__do_sys_sethostname"), "the inlined function is the innermost frame:\n%s", harness.FormatBacktrace(frames, "  "))
+		Expect(hit).To(harness.HaveBacktraceContaining("__x64_sys_sethostname", "do_syscall_64"))
+		cmd.finish(ctx)
+		Expect(shell(ctx, "hostname")).To(Equal("kspec-inlined\n"))
 	}, SpecTimeout(time.Minute))
 
 	It("uname reads the release the kernel keeps in init_uts_ns", Label("uname"), func(ctx SpecContext) {

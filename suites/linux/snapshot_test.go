@@ -15,7 +15,7 @@ var _ = Describe("snapshots", Label("snapshot"), func() {
 		Expect(shell(ctx, "hostname; pwd; ls /tmp; grep -c kspec /proc/mounts || true")).To(Equal(target.Spec().Hostname + "\n/root\n0\n"))
 		Expect(target.RSP().Running()).To(BeTrue())
 		Expect(target.RSP().Stops()).To(BeZero())
-		bp, err := target.Break(ctx, "do_mkdirat")
+		bp, err := target.Break(ctx, mkdirat)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(bp.Hit()).To(BeFalse())
 		Expect(target.ClearBreakpoints(ctx)).To(Succeed())

@@ -2,6 +2,7 @@ package linux_test
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -11,20 +12,21 @@ import (
 )
 
 var _ = Describe("system calls reach their kernel implementation", func() {
-	It("mkdir hits do_mkdirat in fs/namei.c", Label("fs", "mkdir"), func(ctx SpecContext) {
-		hit := breakAndRun(ctx, "do_mkdirat", "mkdir /tmp/kspec-mkdir")
-		Expect(hit).To(harness.StopIn("do_mkdirat", "fs/namei.c"))
-		expectLineFromDWARF(hit, "do_mkdirat")
+	// The flagship: do_mkdirat up to Linux 6.x, filename_mkdirat from 7.0.
+	It(fmt.Sprintf("mkdir hits %s in fs/namei.c", mkdirat), Label("fs", "mkdir"), func(ctx SpecContext) {
+		hit := breakAndRun(ctx, mkdirat, "mkdir /tmp/kspec-mkdir")
+		Expect(hit).To(harness.StopIn(mkdirat, "fs/namei.c"))
+		expectLineFromDWARF(hit, mkdirat)
 	}, SpecTimeout(2*time.Minute))
 
-	It("rmdir hits do_rmdir in fs/namei.c", Label("fs", "rmdir"), func(ctx SpecContext) {
+	It(fmt.Sprintf("rmdir hits %s in fs/namei.c", rmdir), Label("fs", "rmdir"), func(ctx SpecContext) {
 		res, err := target.Shell(ctx, "mkdir -p /tmp/kspec-rmdir")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.Status).To(Equal(0), res.Output)
 
-		hit := breakAndRun(ctx, "do_rmdir", "rmdir /tmp/kspec-rmdir")
-		Expect(hit).To(harness.StopIn("do_rmdir", "fs/namei.c"))
-		expectLineFromDWARF(hit, "do_rmdir")
+		hit := breakAndRun(ctx, rmdir, "rmdir /tmp/kspec-rmdir")
+		Expect(hit).To(harness.StopIn(rmdir, "fs/namei.c"))
+		expectLineFromDWARF(hit, rmdir)
 	}, SpecTimeout(2*time.Minute))
 
 	It("uname hits __do_sys_newuname in kernel/sys.c", Label("kernel", "uname"), func(ctx SpecContext) {
@@ -36,7 +38,7 @@ var _ = Describe("system calls reach their kernel implementation", func() {
 
 var _ = Describe("breakpoints a command does not reach", func() {
 	It("are not hit by uname, and the guest keeps running", Label("negative"), func(ctx SpecContext) {
-		bp, err := target.Break(ctx, "do_rmdir")
+		bp, err := target.Break(ctx, rmdir)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func(ctx SpecContext) { Expect(target.ClearBreakpoints(ctx)).To(Succeed()) })
 
@@ -49,7 +51,7 @@ var _ = Describe("breakpoints a command does not reach", func() {
 		// Stopping the guest now yields our own interrupt, not the breakpoint.
 		stop, err := target.Interrupt(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(bp.Hit()).To(BeFalse(), "do_rmdir was hit by uname (stop %q)", stop.Raw)
+		Expect(bp.Hit()).To(BeFalse(), "%s was hit by uname (stop %q)", rmdir, stop.Raw)
 		Expect(target.Continue(ctx)).To(Succeed())
 
 		// And it still answers afterwards.
@@ -59,7 +61,7 @@ var _ = Describe("breakpoints a command does not reach", func() {
 	}, SpecTimeout(2*time.Minute))
 
 	It("reports a breakpoint that is never hit as not hit, with a diagnosis", Label("negative"), func(ctx SpecContext) {
-		bp, err := target.Break(ctx, "do_rmdir")
+		bp, err := target.Break(ctx, rmdir)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func(ctx SpecContext) { Expect(target.ClearBreakpoints(ctx)).To(Succeed()) })
 		waitCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
