@@ -299,3 +299,35 @@ func TestVmlinuxInlinedCopies(t *testing.T) {
 		t.Errorf("FirstOf of missing names: %v, want ErrUnknownSymbol", err)
 	}
 }
+
+// TestVmlinuxUnnamedMembers finds members that sit inside unnamed structs
+// and unions, which kernel lines move them into: struct filename's name is
+// in an unnamed struct __filename_head from Linux 7.0, struct file's f_path
+// in an anonymous union in 7.x, and pcpu_hot.current_task (6.2-6.14) in an
+// anonymous union and struct. The answers must not depend on the line.
+func TestVmlinuxUnnamedMembers(t *testing.T) {
+	tb := openVmlinux(t)
+	for _, tc := range []struct{ typ, path, typeName string }{
+		{"struct filename", "name", "char const *"},
+		{"struct file", "f_path.dentry", "struct dentry *"},
+		{"struct task_struct", "comm", "char [16]"},
+	} {
+		v, err := tb.Offsetof(tc.typ, tc.path)
+		if err != nil {
+			t.Errorf("Offsetof(%s, %s): %v", tc.typ, tc.path, err)
+			continue
+		}
+		if v.TypeName != tc.typeName || v.Size == 0 {
+			t.Errorf("Offsetof(%s, %s) = %+v, want a %s", tc.typ, tc.path, v, tc.typeName)
+		}
+	}
+	if v, err := tb.Offsetof("struct filename", "name"); err == nil && v.Addr != 0 {
+		t.Errorf("struct filename's name at %#x, want 0 (the path is its first word on every line)", v.Addr)
+	}
+	if _, err := tb.Lookup("pcpu_hot"); err == nil {
+		v, err := tb.Expr("pcpu_hot.current_task")
+		if err != nil || v.TypeName != "struct task_struct *" || v.Size != 8 {
+			t.Errorf("Expr(pcpu_hot.current_task) = %+v, %v", v, err)
+		}
+	}
+}
