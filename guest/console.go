@@ -25,6 +25,9 @@ var (
 	// ErrOverflow: a command printed more than ConsoleOptions.MaxBuffer
 	// bytes before its result was collected.
 	ErrOverflow = errors.New("console output overflowed the buffer")
+	// ErrShellEnded: a command ended the logged-in shell (exit, exec, a
+	// signal) or put another shell on the console; see ShellEndedError.
+	ErrShellEnded = errors.New("the command ended the login shell")
 )
 
 // ConsoleError is a failure on the console together with what the guest
@@ -133,6 +136,23 @@ type Console struct {
 	redact  echoRedactor
 	readErr error
 	done    chan struct{}
+
+	// The session markers (see Login): the logged-in shell's EXIT trap
+	// prints exitMark with its exit status, and an interactive shell
+	// started from it prints shellMark (through $ENV). The session nonce
+	// lasts as long as the Console, so a shell restored from a snapshot
+	// still prints markers this Console knows.
+	session   string
+	exitMark  *regexp.Regexp
+	shellMark *regexp.Regexp
+	// loginAgain matches getty's prompt printed after the shell ended.
+	loginAgain *regexp.Regexp
+	// user and password of the last Login, to log in again after a
+	// command ended the shell; never printed.
+	user, password string
+	// lost is set when a command ended the shell and logging in again
+	// failed: there is no shell to run commands in.
+	lost error
 }
 
 // kernelLine is a kernel message and where it appeared in the user text.
@@ -153,13 +173,22 @@ func NewConsole(rw io.ReadWriter, p *Profile, opts ConsoleOptions) *Console {
 	if opts.PasswordSettle == 0 {
 		opts.PasswordSettle = 100 * time.Millisecond
 	}
+	session := newNonce()
 	c := &Console{
-		rw:      rw,
-		profile: p,
-		opts:    opts,
-		changed: make(chan struct{}),
-		cl:      cleaner{kernel: p.KernelLine},
-		done:    make(chan struct{}),
+		rw:        rw,
+		profile:   p,
+		opts:      opts,
+		changed:   make(chan struct{}),
+		cl:        cleaner{kernel: p.KernelLine},
+		done:      make(chan struct{}),
+		session:   session,
+		exitMark:  regexp.MustCompile(`(?m)^kspec:` + session + `:X:(\d+)\r?\n`),
+		shellMark: regexp.MustCompile(`(?m)^kspec:` + session + `:R\r?\n`),
+		// In kspec's session the tty's onlcr is off, so programs end their
+		// lines with a bare "\n"; getty resets the tty and starts its
+		// prompt on a line of its own after "\r\n". A program that prints
+		// "...login: " does not look like this.
+		loginAgain: regexp.MustCompile(`\r\n[^\n]*(?:` + p.LoginPrompt.String() + `)`),
 	}
 	go c.readLoop()
 	return c
@@ -513,6 +542,9 @@ func (c *Console) Login(ctx context.Context, user, password string) error {
 	if user == "" {
 		user = p.DefaultUser
 	}
+	c.mu.Lock()
+	c.lost = nil
+	c.mu.Unlock()
 	if err := c.waitLoginPrompt(ctx); err != nil {
 		return err
 	}
@@ -570,7 +602,36 @@ func (c *Console) Login(ctx context.Context, user, password string) error {
 			return &ConsoleError{What: "setting up the shell", Err: fmt.Errorf("%q exited with status %d: %s", p.Setup, res.Status, res.Output), Tail: c.errTail()}
 		}
 	}
+	if res, err := c.Run(ctx, sessionSetup(c.session)); err != nil {
+		return fmt.Errorf("setting up the shell's session markers: %w", err)
+	} else if res.Status != 0 {
+		return &ConsoleError{What: "setting up the shell's session markers", Err: fmt.Errorf("exited with status %d: %s", res.Status, res.Output), Tail: c.errTail()}
+	}
+	c.mu.Lock()
+	c.user, c.password, c.lost = user, password, nil
+	c.mu.Unlock()
 	return nil
+}
+
+// sessionSetup returns the POSIX sh command that lets the console see a
+// command end the logged-in shell (see ShellEndedError):
+//   - an EXIT trap prints the session's exit marker with the shell's exit
+//     status, so "exit 3" is reported with its 3;
+//   - $ENV names a file (in /tmp) that prints the session's shell marker,
+//     so an interactive shell started from the login shell ("exec sh",
+//     "sh", "su") announces itself; it then sources the $ENV the user had.
+//
+// Like the command markers, the printed markers are assembled by printf,
+// so neither the trap's text (trap lists it) nor the file's holds them.
+// A shell killed by a signal runs no trap: getty's new login prompt tells
+// that case (Console.loginAgain). A command that sets its own EXIT trap or
+// ENV loses the exit status, not the detection.
+func sessionSetup(session string) string {
+	return `trap 'printf "\n%s:%s:X:%d\n" kspec ` + session + ` "$?"' EXIT; ` +
+		`kspec_f=/tmp/.kspec-` + session + `.sh; ` +
+		`{ printf 'printf "\\n%%s:%%s:R\\n" kspec ` + session + `\n'; ` +
+		`if [ -n "${ENV:-}" ] && [ "$ENV" != "$kspec_f" ]; then printf '. "%s"\n' "$ENV"; fi; } >"$kspec_f" 2>/dev/null && ` +
+		`ENV=$kspec_f && export ENV; unset kspec_f; :`
 }
 
 // Logout ends the logged-in shell (it sends "exit") and returns once the
@@ -637,6 +698,7 @@ type Pending struct {
 	outFrom int64 // -1 until the begin marker was seen
 	mu      sync.Mutex
 	res     *Result
+	ended   error // the *ShellEndedError, once seen
 }
 
 // Run runs cmd in the guest's shell and waits for its result. cmd may be
@@ -658,6 +720,12 @@ func (c *Console) Run(ctx context.Context, cmd string) (Result, error) {
 func (c *Console) Start(ctx context.Context, cmd string) (*Pending, error) {
 	if err := checkCommand(cmd); err != nil {
 		return nil, err
+	}
+	c.mu.Lock()
+	lost := c.lost
+	c.mu.Unlock()
+	if lost != nil {
+		return nil, &ConsoleError{What: fmt.Sprintf("running %q", cmd), Err: lost, Tail: c.errTail()}
 	}
 	nonce := newNonce()
 	p := &Pending{
@@ -713,14 +781,25 @@ func newNonce() string {
 
 // Wait waits for the command's result. It may be called again after a
 // timeout; after success it returns the same result.
+//
+// When the command ends the logged-in shell (exit, exec, kill -9 $$, a
+// hang-up of its session) or starts an interactive shell on the console,
+// Wait notices at once, logs in again (with the user and password of the
+// last Login) and returns a *ShellEndedError (wrapping ErrShellEnded) that
+// carries the exit status where the shell printed one. The next command
+// then runs in a fresh login shell.
 func (p *Pending) Wait(ctx context.Context) (Result, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.res != nil {
 		return *p.res, nil
 	}
+	if p.ended != nil {
+		return Result{}, p.ended
+	}
 	c := p.c
 	var res Result
+	var gone shellGone
 	err := c.wait(ctx, fmt.Sprintf("command %q did not finish", p.cmd), func() (bool, error) {
 		if p.scan < c.base {
 			return false, ErrOverflow
@@ -735,13 +814,27 @@ func (p *Pending) Wait(ctx context.Context) (Result, error) {
 			p.outFrom = p.scan + int64(loc[1])
 			p.scan = p.outFrom
 		}
-		loc := p.end.FindSubmatchIndex(c.text[p.scan-c.base:])
+		txt := c.text[p.scan-c.base:]
+		which, loc := earliest(txt, p.end, c.exitMark, c.shellMark)
 		if loc == nil {
+			if at, ok := c.loginPromptAgain(p.outFrom); ok {
+				gone = shellGone{how: ShellKilled, at: at}
+				return true, nil
+			}
 			p.scan = end
 			return false, nil
 		}
 		mStart, mEnd := p.scan+int64(loc[0]), p.scan+int64(loc[1])
-		status, _ := strconv.Atoi(string(c.text[p.scan-c.base+int64(loc[2]) : p.scan-c.base+int64(loc[3])]))
+		switch which {
+		case 2: // exitMark
+			status, _ := strconv.Atoi(string(txt[loc[2]:loc[3]]))
+			gone = shellGone{how: ShellExited, at: mEnd, status: status, known: true}
+			return true, nil
+		case 3: // shellMark
+			gone = shellGone{how: ShellReplaced, at: mEnd}
+			return true, nil
+		}
+		status, _ := strconv.Atoi(string(txt[loc[2]:loc[3]]))
 		out := c.text[p.outFrom-c.base : mStart-c.base]
 		out = bytes.TrimSuffix(out, []byte("\n"))
 		out = bytes.TrimSuffix(out, []byte("\r"))
@@ -757,8 +850,175 @@ func (p *Pending) Wait(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if gone.how != 0 {
+		p.ended = p.recover(ctx, gone)
+		return Result{}, p.ended
+	}
 	p.res = &res
 	return res, nil
+}
+
+// shellGone is how and where (stream offset) Wait saw the shell end.
+type shellGone struct {
+	how    ShellEnd
+	at     int64
+	status int
+	known  bool
+}
+
+// earliest returns which of res (1-based) matches txt first, and its
+// submatch indexes; 0 and nil when none does.
+func earliest(txt []byte, res ...*regexp.Regexp) (int, []int) {
+	which, best := 0, []int(nil)
+	for i, re := range res {
+		if loc := re.FindSubmatchIndex(txt); loc != nil && (best == nil || loc[0] < best[0]) {
+			which, best = i+1, loc
+		}
+	}
+	return which, best
+}
+
+// loginPromptAgain reports whether getty's prompt, printed on a reset tty
+// (see Console.loginAgain), is the last thing on the console after stream
+// offset from, and where it starts; c.mu is held.
+func (c *Console) loginPromptAgain(from int64) (int64, bool) {
+	from = max(from, c.committed()-512) // the prompt is at the end
+	v, start, err := c.view(from)
+	if err != nil {
+		return 0, false
+	}
+	loc := c.loginAgain.FindIndex(v)
+	if loc == nil {
+		return 0, false
+	}
+	return start + int64(loc[0]), true
+}
+
+// recover gets a shell back after the command ended (or covered) the
+// login shell: it exits a shell that took over the console, and logs in
+// again when the login shell is gone.
+func (p *Pending) recover(ctx context.Context, g shellGone) error {
+	c := p.c
+	e := &ShellEndedError{Command: p.cmd, How: g.how, Status: g.status, StatusKnown: g.known}
+	c.mu.Lock()
+	c.mark = max(c.mark, g.at)
+	c.mu.Unlock()
+	if g.how == ShellReplaced {
+		// Another shell reads the console. Exit it: either the login shell
+		// under it resumes and prints the command's end marker (the command
+		// started a shell), or the console's shell is gone (exec) and
+		// getty prompts again.
+		if err := c.send(ctx, "exit"+c.profile.Enter); err != nil {
+			e.Err = err
+			return p.lose(e)
+		}
+		nested := false
+		err := c.wait(ctx, fmt.Sprintf("command %q put another shell on the console; after kspec exited it, neither the command's end marker nor a login prompt came", p.cmd), func() (bool, error) {
+			from := min(max(c.mark, c.base), c.committed())
+			if loc := p.end.FindIndex(c.text[from-c.base:]); loc != nil {
+				nested = true
+				c.mark = from + int64(loc[1])
+				return true, nil
+			}
+			if at, ok := c.loginPromptAgain(c.mark); ok {
+				c.mark = at
+				return true, nil
+			}
+			return false, nil
+		})
+		if err != nil {
+			e.Err = err
+			return p.lose(e)
+		}
+		if nested {
+			e.How = ShellNested
+			return e
+		}
+	}
+	if err := c.Login(ctx, c.user, c.password); err != nil {
+		e.Err = fmt.Errorf("logging in again: %w", err)
+		return p.lose(e)
+	}
+	e.LoggedIn = true
+	return e
+}
+
+// lose records that the console has no shell any more: later commands
+// fail at once, naming why, until a Login succeeds.
+func (p *Pending) lose(e *ShellEndedError) error {
+	p.c.mu.Lock()
+	p.c.lost = fmt.Errorf("command %q ended the login shell and kspec could not get a shell back (log in again): %w", p.cmd, e.Err)
+	p.c.mu.Unlock()
+	return e
+}
+
+// ShellEnd says how a command ended the console's shell.
+type ShellEnd int
+
+// How a command ended the console's shell (ShellEndedError.How).
+const (
+	// ShellExited: the login shell exited (exit N, logout, end of input);
+	// its exit status is known.
+	ShellExited ShellEnd = iota + 1
+	// ShellKilled: getty prompted for a login again with no exit status
+	// from the shell: it was killed by a signal (kill -9 $$) or its
+	// session was hung up.
+	ShellKilled
+	// ShellReplaced: the command replaced the login shell with another
+	// interactive shell (exec sh); kspec exited that one.
+	ShellReplaced
+	// ShellNested: the command started an interactive shell reading the
+	// console (sh, su); kspec exited it, and the login shell survived.
+	ShellNested
+)
+
+// ShellEndedError says that a command ended the logged-in shell (or put
+// another shell on the console), how, with the exit status when the shell
+// printed one, and whether kspec got a shell back. It wraps ErrShellEnded
+// and, when logging in again failed, that failure.
+type ShellEndedError struct {
+	// Command is the command that ended the shell.
+	Command string
+	How     ShellEnd
+	// Status is the shell's exit status when StatusKnown (exit 3: 3).
+	Status      int
+	StatusKnown bool
+	// LoggedIn is set when kspec logged in again: the next command runs
+	// in a fresh login shell (working directory and variables reset).
+	LoggedIn bool
+	// Err is why kspec has no shell now (logging in again failed), or nil.
+	Err error
+}
+
+// Error implements error.
+func (e *ShellEndedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "guest console: %q: ", e.Command)
+	switch e.How {
+	case ShellExited:
+		fmt.Fprintf(&b, "%v (exit status %d)", ErrShellEnded, e.Status)
+	case ShellKilled:
+		fmt.Fprintf(&b, "%v (exit status unknown: the shell was killed or its session hung up; getty prompted for a login again)", ErrShellEnded)
+	case ShellReplaced:
+		fmt.Fprintf(&b, "%v (it replaced the shell with another interactive shell, e.g. exec sh, which kspec exited; exit status unknown)", ErrShellEnded)
+	case ShellNested:
+		b.WriteString("the command started an interactive shell on the console, which kspec exited; the login shell survived")
+	}
+	switch {
+	case e.Err != nil:
+		fmt.Fprintf(&b, "; no shell now: %v", e.Err)
+	case e.LoggedIn:
+		b.WriteString("; kspec logged in again (working directory and variables are reset)")
+	}
+	return b.String()
+}
+
+// Unwrap lets errors.Is match ErrShellEnded and the recovery's failure.
+func (e *ShellEndedError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrShellEnded, e.Err}
+	}
+	return []error{ErrShellEnded}
 }
 
 // Sync proves that the console is live and the shell is reading commands:

@@ -278,6 +278,72 @@ func TestConsole(t *testing.T) {
 			login(e)
 			run(e, "hostname", "kspec\n", 0)
 		}},
+		// A command that ends the login shell is reported at once with its
+		// exit status where the shell printed one, and kspec logs in again.
+		{"a command that ends the login shell", nil, ConsoleOptions{}, func(e env) {
+			login(e)
+			for _, tc := range []struct {
+				cmd    string
+				how    ShellEnd
+				status int
+				known  bool
+				relog  bool
+			}{
+				{"exit 3", ShellExited, 3, true, true},
+				{"exit 0", ShellExited, 0, true, true},
+				{"kill -9 $$", ShellKilled, 0, false, true},
+				{"exec sh", ShellReplaced, 0, false, true},
+				{"sh", ShellNested, 0, false, false},
+			} {
+				e.g.mu.Lock()
+				logins := e.g.logins
+				e.g.mu.Unlock()
+				res, err := e.c.Run(e.ctx, tc.cmd)
+				var se *ShellEndedError
+				if !errors.As(err, &se) || !errors.Is(err, ErrShellEnded) {
+					e.t.Fatalf("Run(%q) = %+v, %v; want a *ShellEndedError", tc.cmd, res, err)
+				}
+				if se.How != tc.how || se.StatusKnown != tc.known || se.Status != tc.status || se.LoggedIn != tc.relog || se.Err != nil {
+					e.t.Errorf("Run(%q): %+v, want how %d, status %d (known %v), logged in again %v", tc.cmd, se, tc.how, tc.status, tc.known, tc.relog)
+				}
+				if tc.how != ShellNested && !strings.Contains(err.Error(), "the command ended the login shell") {
+					e.t.Errorf("Run(%q): %q does not say the command ended the login shell", tc.cmd, err)
+				}
+				e.g.mu.Lock()
+				if got := e.g.logins - logins; tc.relog && got != 1 || !tc.relog && got != 0 {
+					e.t.Errorf("Run(%q): %d logins since, want relogin %v", tc.cmd, got, tc.relog)
+				}
+				e.g.mu.Unlock()
+				run(e, "uname -r", "6.1.0-56-cloud-amd64\n", 0)
+			}
+		}},
+		// Output that looks like a login prompt, without the reset tty of a
+		// new getty, is output.
+		{"a command that prints a login prompt of its own", func(g *fakeGuest) {
+			g.commands["fakelogin"] = func() (string, int) { return "\nkspec login: ", 0 }
+		}, ConsoleOptions{}, func(e env) {
+			login(e)
+			run(e, "fakelogin", "\nkspec login: ", 0)
+		}},
+		{"logging in again fails: later commands fail at once, naming why", nil, ConsoleOptions{LoginNudge: -1}, func(e env) {
+			login(e)
+			e.g.mu.Lock()
+			e.g.password = "changed"
+			e.g.mu.Unlock()
+			_, err := e.c.Run(e.ctx, "exit 4")
+			var se *ShellEndedError
+			if !errors.As(err, &se) || se.Status != 4 || se.LoggedIn || !errors.Is(err, ErrLoginIncorrect) {
+				e.t.Fatalf("Run(exit 4) = %v; want a *ShellEndedError with status 4 wrapping ErrLoginIncorrect", err)
+			}
+			_, err = e.c.Run(e.ctx, "uname -r")
+			if err == nil || errors.Is(err, ErrShellEnded) || !strings.Contains(err.Error(), `"exit 4" ended the login shell`) {
+				e.t.Errorf("Run after a failed re-login = %v; want an error naming the command that ended the shell", err)
+			}
+			if err := e.c.Login(e.ctx, "root", "changed"); err != nil {
+				e.t.Fatal(err)
+			}
+			run(e, "uname -r", "6.1.0-56-cloud-amd64\n", 0)
+		}},
 		{"logout without a new login prompt: timeout carries the tail", nil, ConsoleOptions{}, func(e env) {
 			login(e)
 			e.g.mu.Lock()

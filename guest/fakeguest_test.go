@@ -30,6 +30,9 @@ type fakeGuest struct {
 	prompt   string
 	echoPass bool // login echoes the password (prompt printed before echo is off)
 	commands map[string]func() (string, int)
+	session  string // the nonce of the shell's EXIT trap and $ENV markers; "" until set up
+	// logins counts successful logins.
+	logins int
 }
 
 // newFakeGuest returns a guest and the console-side end of its serial line.
@@ -141,6 +144,10 @@ func (g *fakeGuest) getty() {
 			g.emit("Login incorrect\n")
 			continue
 		}
+		g.mu.Lock()
+		g.logins++
+		g.session = "" // a new login shell has no trap yet
+		g.mu.Unlock()
 		g.emit("\n\nBusyBox v1.35.0 built-in shell (ash)\n\n" + g.prompt)
 		if !g.shell() {
 			return
@@ -187,13 +194,58 @@ func (g *fakeGuest) shell() bool {
 			cmd = append(cmd, l)
 		}
 		g.emit("kspec:" + nonce + ":B\n")
+		// Commands that end the shell or put another on the console, with
+		// the output the real busybox guest printed for them (recorded
+		// with TestRealGuest's transcript).
+		g.mu.Lock()
+		session := g.session
+		g.mu.Unlock()
+		switch c := strings.Join(cmd, "\n"); {
+		case strings.HasPrefix(c, "exit "):
+			if session != "" { // the EXIT trap
+				g.emit("\nkspec:" + session + ":X:" + strings.TrimPrefix(c, "exit ") + "\n")
+			}
+			return true
+		case c == "kill -9 $$":
+			return true
+		case c == "exec sh" || c == "sh":
+			g.emit("\n\nBusyBox v1.35.0 built-in shell (ash)\nEnter 'help' for a list of built-in commands.\n\n")
+			if session != "" { // the $ENV file
+				g.emit("\nkspec:" + session + ":R\n")
+			}
+			g.emit("~ # ")
+			for {
+				l, ok := g.readLine(true)
+				if !ok {
+					return false
+				}
+				if l == "exit" {
+					break
+				}
+				g.emit("~ # ")
+			}
+			if c == "exec sh" {
+				return true
+			}
+			g.emit("\nkspec:" + nonce + ":E:0\n" + g.prompt)
+			continue
+		}
 		out, status := g.exec(strings.Join(cmd, "\n"))
 		g.emit(out)
 		g.emit("\nkspec:" + nonce + ":E:" + strconv.Itoa(status) + "\n" + g.prompt)
 	}
 }
 
+// fakeTrap matches the session setup's EXIT trap (see sessionSetup).
+var fakeTrap = regexp.MustCompile(`^trap 'printf "\\n%s:%s:X:%d\\n" kspec ([0-9a-f]{16}) "\$\?"' EXIT; `)
+
 func (g *fakeGuest) exec(cmd string) (string, int) {
+	if m := fakeTrap.FindStringSubmatch(cmd); m != nil {
+		g.mu.Lock()
+		g.session = m[1]
+		g.mu.Unlock()
+		return "", 0
+	}
 	if strings.HasPrefix(cmd, "stty ") {
 		g.mu.Lock()
 		defer g.mu.Unlock()

@@ -153,6 +153,51 @@ func TestRealGuest(t *testing.T) {
 	if err := c.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Commands that end the login shell: each is reported at once (a
+	// deadline of its own makes a hang a failure), with its status where
+	// the shell printed one, and the next command works in a new login.
+	for _, tc := range []struct {
+		cmd    string
+		status int // -1: unknown
+	}{
+		{"exit 3", 3},
+		{"exec sh", -1},
+		{"logout", -1}, // busybox ash has no logout: "not found" is fine too
+		{"kill -9 $$", -1},
+		{"kill -HUP 0", -1}, // hangs up the shell's session
+		{"sh", -1},          // an interactive shell on top of the login shell
+	} {
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		t0 := time.Now()
+		res, err := c.Run(cctx, tc.cmd)
+		ccancel()
+		var se *ShellEndedError
+		survived := errors.As(err, &se) && se.How == ShellNested
+		switch {
+		case tc.cmd == "logout" && err == nil && res.Status == 127:
+			t.Logf("logout: %q (status %d)", res.Output, res.Status)
+			survived = true
+		case !errors.As(err, &se):
+			t.Errorf("Run(%q) = %+v, %v; want a *ShellEndedError", tc.cmd, res, err)
+		case tc.status >= 0 && (!se.StatusKnown || se.Status != tc.status):
+			t.Errorf("Run(%q): %v; want exit status %d", tc.cmd, err, tc.status)
+		case se.Err != nil || (se.How != ShellNested) != se.LoggedIn:
+			t.Errorf("Run(%q): %v; want kspec logged in again", tc.cmd, err)
+		default:
+			t.Logf("%s after %v: %v", tc.cmd, time.Since(t0).Round(time.Millisecond), err)
+		}
+		want := "alive\n/root\n" // a new login shell starts in root's home
+		if survived {
+			want = "alive\n/proc\n"
+		}
+		if res := run("echo alive; pwd"); res.Output != want {
+			t.Errorf("after %q: %q, want %q", tc.cmd, res.Output, want)
+		}
+		if tc.cmd == "sh" {
+			break
+		}
+		run("cd /proc")
+	}
 	tmu.Lock()
 	if tr := transcript.String(); strings.Contains(tr, password) || strings.Contains(tr, "wrong-password") {
 		t.Error("a password is in the console transcript")

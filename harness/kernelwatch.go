@@ -422,7 +422,7 @@ func (t *Target) Collect(ctx context.Context, p *guest.Pending) (guest.Result, e
 	defer release()
 	res, err := p.Wait(wctx)
 	if err != nil {
-		return res, t.fail("wait for a started command", mark, err)
+		return res, t.shellFailed("wait for a started command", mark, err, false)
 	}
 	if k := t.kw.since(mark); k != nil {
 		return res, k

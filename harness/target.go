@@ -257,13 +257,35 @@ func (t *Target) Shell(ctx context.Context, cmd string) (guest.Result, error) {
 	defer release()
 	res, err := t.console.Run(wctx, cmd)
 	if err != nil {
-		t.rec.markDirty() // it may still run (see RestoreSnapshot)
-		return res, t.fail("shell "+cmd, mark, err)
+		return res, t.shellFailed("shell "+cmd, mark, err, true)
 	}
 	if k := t.kw.since(mark); k != nil { // an oops the command survived
 		return res, k
 	}
 	return res, nil
+}
+
+// shellFailed turns the error of a shell command that began at mark into
+// what Shell and Collect return. A command that ended the login shell
+// (exit 3, exec sh, kill -9 $$) gets its *guest.ShellEndedError as it is,
+// unless the kernel failed meanwhile: it is the command's doing, not the
+// harness's, and the console has logged in again (or says why not).
+// Otherwise, with mayRun, the command is noted as possibly still running.
+func (t *Target) shellFailed(op string, mark int, err error, mayRun bool) error {
+	var se *guest.ShellEndedError
+	if errors.As(err, &se) {
+		if k := t.kernelFailure(mark); k != nil {
+			return k
+		}
+		if se.Err != nil {
+			t.rec.markDirty()
+		}
+		return se
+	}
+	if mayRun {
+		t.rec.markDirty() // it may still run (see RestoreSnapshot)
+	}
+	return t.fail(op, mark, err)
 }
 
 // Start sends cmd to the guest's shell without waiting for it to finish:

@@ -125,7 +125,7 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var gf guestFlags
 	gf.register(fs)
 	verbose := fs.Bool("v", false, "show the guest's console while it boots")
-	timeout := fs.Duration("timeout", 5*time.Minute, "how long CMD may run")
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long CMD may run (the boot has its own limit)")
 	var hf holdFlags
 	hf.register(fs, "where it is when CMD fails (non-zero status, timeout, kernel failure)")
 	if err := parse(fs, args); err != nil {
@@ -136,6 +136,9 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if fs.NArg() == 0 {
 		return usagef("kspec exec: give the command to run after --, e.g. kspec exec -- uname -a")
+	}
+	if *timeout <= 0 {
+		return usagef("kspec exec: --timeout must be positive, e.g. --timeout 30s")
 	}
 	cmd := strings.Join(fs.Args(), " ")
 	opts, err := gf.options()
@@ -151,6 +154,20 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	runCtx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	res, err := t.Shell(runCtx, cmd)
+	var se *guest.ShellEndedError
+	if errors.As(err, &se) {
+		// exit N in the guest exits N here; a shell that ended without
+		// saying its status exits 1, with the message naming what happened.
+		if se.StatusKnown && se.Status == 0 {
+			fmt.Fprintln(stderr, "kspec: note:", se)
+			return nil
+		}
+		code := exitFailed
+		if se.StatusKnown {
+			code = clampStatus(se.Status)
+		}
+		return exitError{code: code, err: se}
+	}
 	if err != nil {
 		return hf.holdFailure(ctx, t, stderr, err)
 	}

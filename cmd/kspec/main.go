@@ -75,7 +75,8 @@ commands:
                                                     build a guest (debian-<suite>-<flavour>) from Debian's archive into the cache
   guest list                                        list prepared guests
   guest env [--guest NAME]                          shell exports (KSPEC_KERNEL, KSPEC_SYMBOLS, ...) of a prepared guest
-  exec [guest flags] -- CMD...                      boot, log in, run CMD, print its output, exit with its status
+  exec [--timeout D] [guest flags] -- CMD...         boot, log in, run CMD, print its output, exit with its status
+                                                    (a CMD that ends the login shell, e.g. exit 3, exits with that status)
   probe --break FUNC --run CMD [--json] [--timeout D] [guest flags]
                                                     boot, break on FUNC, run CMD, report the first hit
                                                     with its backtrace and task (comm, pid)
