@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -224,6 +225,9 @@ func parseConfig(data []byte, dir, defaultName string) (*Spec, error) {
 	case cf.Password != nil:
 		s.Password = *cf.Password
 	case cf.PasswordFile != "":
+		if err := CheckFile(s.PasswordFile, KindFile); err != nil {
+			return nil, fmt.Errorf("password_file: %w", err)
+		}
 		pw, err := os.ReadFile(s.PasswordFile)
 		if err != nil {
 			return nil, fmt.Errorf("password_file: %w", err)
@@ -293,7 +297,9 @@ func (s *Spec) fillDefaults(defaultAppend bool) error {
 	return nil
 }
 
-// Validate checks that s is complete and that the files it names exist.
+// Validate checks that s is complete and that the files it names exist
+// (CheckFile: regular, readable, not empty; CheckFiles also checks their
+// kinds).
 // Its errors name the offending key and say how to fix it. Zero MemoryMiB
 // and CPUs mean the defaults.
 func (s *Spec) Validate() error {
@@ -313,12 +319,11 @@ func (s *Spec) Validate() error {
 		if path == "" {
 			return
 		}
-		fi, err := os.Stat(path)
-		switch {
-		case err != nil:
-			bad("%s: %s does not exist%s", key, path, hint)
-		case !fi.Mode().IsRegular():
-			bad("%s: %s is not a regular file", key, path)
+		if err := CheckFile(path, KindFile); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				hint = ""
+			}
+			bad("%s: %v%s", key, err, hint)
 		}
 	}
 	symHint := ""

@@ -43,8 +43,73 @@ func (g *guestFlags) register(fs *flag.FlagSet) {
 // described reports whether the command line describes a guest itself.
 func (g *guestFlags) described() bool { return g.kernel != "" || g.disk != "" }
 
-// options turns the flags into harness options, reading a described guest's
-// password from its file (never from the command line, where ps shows it).
+// onlySymbols reports whether --symbols is the only flag naming a guest.
+func (g *guestFlags) onlySymbols() bool {
+	return g.guest == "" && g.kernel == "" && g.initrd == "" && g.disk == "" && g.appendLine == "" &&
+		g.osName == "" && g.user == "" && g.password == ""
+}
+
+// fileFlag is a flag that names a file, and what the file must be.
+type fileFlag struct {
+	name, path string
+	kind       guest.FileKind
+}
+
+func (g *guestFlags) fileFlags() []fileFlag {
+	kernelKind := guest.KindBzImage
+	if g.osName != "" && g.osName != guest.OSLinux {
+		kernelKind = guest.KindFile
+	}
+	ff := []fileFlag{
+		{"--symbols", g.symbols, guest.KindELF},
+		{"--kernel", g.kernel, kernelKind},
+		{"--initrd", g.initrd, guest.KindFile},
+		{"--disk", g.disk, guest.KindFile},
+		{"--password-file", g.password, guest.KindFile},
+	}
+	if looksLikeConfig(g.guest) {
+		ff = append(ff, fileFlag{"--guest", g.guest, guest.KindFile})
+	}
+	return ff
+}
+
+// looksLikeConfig reports whether a --guest value names a config file
+// rather than a prepared guest (the rule of guest.Lookup).
+func looksLikeConfig(ref string) bool {
+	return strings.ContainsRune(ref, filepath.Separator) || strings.HasSuffix(ref, ".json")
+}
+
+// checkFiles checks every file a flag names (guest.CheckFile: it exists,
+// is a readable non-empty regular file, and a --kernel is a bzImage, a
+// --symbols an ELF). It is the first thing options does; sym, which may
+// need nothing but --symbols, calls it alone.
+func (g *guestFlags) checkFiles() error {
+	for _, f := range g.fileFlags() {
+		if f.path == "" {
+			continue
+		}
+		if err := guest.CheckFile(f.path, f.kind); err != nil {
+			return fmt.Errorf("%w: %s %w", harness.ErrBadInput, f.name, err)
+		}
+	}
+	return nil
+}
+
+// options turns the flags into harness options with the guest resolved
+// (Options.Spec set), and checks, before anything boots, every file a flag
+// or the guest names. It is the one place every command that boots (exec,
+// probe, boot; sym for its symbols) turns guest flags into a guest:
+//
+//   - --kernel or --disk describe a guest of their own (with --initrd,
+//     --append, --os, --user, --password-file); they cannot be combined
+//     with --guest.
+//   - Otherwise the guest is --guest (a prepared guest or a config file),
+//     $KSPEC_GUEST or the default guest. --symbols then replaces that
+//     guest's symbol file, and --memory/--cpus its sizes; the flags that
+//     only describe a guest are errors, never silently dropped.
+//
+// The password of a described guest is read from its file, never taken
+// from the command line, where ps shows it.
 func (g *guestFlags) options() (harness.Options, error) {
 	o := harness.Options{
 		Guest: g.guest, CacheDir: g.cache, QEMU: g.qemu, Accel: g.accel,
@@ -60,30 +125,98 @@ func (g *guestFlags) options() (harness.Options, error) {
 	default:
 		return o, usagef("--accel %q: want auto, kvm or tcg", g.accel)
 	}
-	if !g.described() {
-		if g.symbols != "" || g.initrd != "" || g.appendLine != "" || g.osName != "" {
-			if g.symbols != "" && g.initrd == "" && g.appendLine == "" && g.osName == "" {
-				return o, nil // --symbols alone is used by sym with the default guest
-			}
-			return o, usagef("--initrd, --append and --os describe a guest: give --kernel or --disk too, or put them in a guest config file (--guest FILE)")
+	if err := g.checkFiles(); err != nil {
+		return o, err
+	}
+	var spec *guest.Spec
+	if g.described() {
+		var err error
+		if spec, err = g.describedSpec(); err != nil {
+			return o, err
 		}
-		return o, nil
+	} else {
+		var only []string
+		for _, f := range []struct{ name, val string }{{"--initrd", g.initrd}, {"--append", g.appendLine}, {"--os", g.osName}, {"--user", g.user}, {"--password-file", g.password}} {
+			if f.val != "" {
+				only = append(only, f.name)
+			}
+		}
+		if len(only) > 0 {
+			return o, usagef("%s: only for a guest described on the command line (with --kernel or --disk) or in its own config file (--guest FILE); a prepared or configured guest's cannot be changed by flags", strings.Join(only, ", "))
+		}
+		resolved, err := harness.ResolveGuest(o)
+		if err != nil {
+			return o, err
+		}
+		s := *resolved // never change a cached Spec
+		spec = &s
+		if g.symbols != "" {
+			spec.Symbols = absOrEmpty(g.symbols)
+		}
+	}
+	if err := spec.CheckFiles(); err != nil {
+		what := "guest " + spec.Name
+		if ref := valueOr(g.guest, os.Getenv("KSPEC_GUEST")); !g.described() && looksLikeConfig(ref) {
+			what = "guest config " + absOrEmpty(ref)
+		}
+		if g.symbols != "" && spec.Symbols == absOrEmpty(g.symbols) {
+			what += " (symbols from --symbols)"
+		}
+		return o, fmt.Errorf("%w: %s: %w", harness.ErrBadInput, what, err)
+	}
+	o.Spec = spec
+	return o, nil
+}
+
+// checkGuestConfig checks a guest config file a flag names, and every
+// file the config names, as options does for --guest FILE.
+func checkGuestConfig(flagName, path string) error {
+	if err := guest.CheckFile(path, guest.KindFile); err != nil {
+		return fmt.Errorf("%w: %s %w", harness.ErrBadInput, flagName, err)
+	}
+	spec, err := guest.LoadConfig(path)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", harness.ErrBadInput, flagName, err) // LoadConfig names the file
+	}
+	if err := spec.CheckFiles(); err != nil {
+		return fmt.Errorf("%w: %s: guest config %s: %w", harness.ErrBadInput, flagName, path, err)
+	}
+	return nil
+}
+
+// describedSpec is the guest --kernel or --disk describe.
+func (g *guestFlags) describedSpec() (*guest.Spec, error) {
+	if g.guest != "" {
+		return nil, usagef("--guest %s and --kernel/--disk both name a guest: give one (to change a prepared guest's kernel, write a guest config file)", g.guest)
+	}
+	osName := valueOr(g.osName, guest.OSLinux)
+	if _, err := guest.ProfileFor(osName); err != nil {
+		return nil, fmt.Errorf("%w: --os: %w", harness.ErrBadInput, err)
+	}
+	switch {
+	case g.kernel == "" && g.initrd != "":
+		return nil, usagef("--initrd is only loaded with --kernel; a --disk guest boots its own (drop --initrd or give --kernel)")
+	case g.kernel == "" && g.appendLine != "":
+		return nil, usagef("--append is the command line of --kernel; a --disk guest's loader sets its own (drop --append or give --kernel)")
+	case g.kernel != "" && osName == guest.OSFreeBSD:
+		return nil, usagef("--kernel cannot boot a FreeBSD guest: it boots through its disk image's loader (drop --kernel, give --disk)")
 	}
 	spec := &guest.Spec{
-		Name:    "custom",
-		OS:      valueOr(g.osName, "linux"),
-		Arch:    "x86_64",
-		Kernel:  absOrEmpty(g.kernel),
-		Symbols: absOrEmpty(g.symbols),
-		Initrd:  absOrEmpty(g.initrd),
-		Disk:    absOrEmpty(g.disk),
-		Append:  g.appendLine,
-		User:    valueOr(g.user, "root"),
+		Name:         "custom",
+		OS:           osName,
+		Arch:         "x86_64",
+		Kernel:       absOrEmpty(g.kernel),
+		Symbols:      absOrEmpty(g.symbols),
+		Initrd:       absOrEmpty(g.initrd),
+		Disk:         absOrEmpty(g.disk),
+		Append:       g.appendLine,
+		User:         valueOr(g.user, "root"),
+		PasswordFile: absOrEmpty(g.password),
 	}
 	if g.password != "" {
 		data, err := os.ReadFile(g.password)
 		if err != nil {
-			return o, fmt.Errorf("%w: --password-file: %w", harness.ErrBadInput, err)
+			return nil, fmt.Errorf("%w: --password-file: %w", harness.ErrBadInput, err)
 		}
 		spec.Password = strings.TrimRight(string(data), "\r\n")
 	}
@@ -92,27 +225,15 @@ func (g *guestFlags) options() (harness.Options, error) {
 	}
 	if spec.OS == guest.OSLinux && spec.Kernel != "" {
 		// Name the kernel in progress and reports by the release its image
-		// says (a non-bzImage, e.g. arm64, stays unnamed).
+		// says.
 		if rel, err := guest.KernelRelease(spec.Kernel); err == nil {
 			spec.Version = rel
 		}
 	}
-	for flagName, p := range map[string]string{"--kernel": spec.Kernel, "--symbols": spec.Symbols, "--initrd": spec.Initrd, "--disk": spec.Disk} {
-		if p == "" {
-			continue
-		}
-		if _, err := os.Stat(p); err != nil {
-			return o, fmt.Errorf("%w: %s %s: %w", harness.ErrBadInput, flagName, p, err)
-		}
-	}
-	if _, err := guest.ProfileFor(spec.OS); err != nil {
-		return o, fmt.Errorf("%w: --os: %w", harness.ErrBadInput, err)
-	}
 	if err := spec.Validate(); err != nil {
-		return o, fmt.Errorf("%w: the guest described by flags: %w", harness.ErrBadInput, err)
+		return nil, fmt.Errorf("%w: the guest described by flags: %w", harness.ErrBadInput, err)
 	}
-	o.Spec = spec
-	return o, nil
+	return spec, nil
 }
 
 func valueOr(v, def string) string {

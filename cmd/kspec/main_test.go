@@ -30,7 +30,7 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{"bad accel", []string{"exec", "--accel", "xen", "--", "true"}, `--accel "xen"`},
 		{"missing kernel file", []string{"exec", "--kernel", filepath.Join(dir, "nope"), "--", "true"}, "--kernel"},
 		{"bad os", []string{"exec", "--kernel", notELF, "--os", "plan9", "--", "true"}, "--os"},
-		{"initrd without kernel", []string{"exec", "--initrd", notELF, "--", "true"}, "give --kernel or --disk"},
+		{"initrd without kernel", []string{"exec", "--initrd", notELF, "--", "true"}, "--initrd: only for a guest described on the command line (with --kernel or --disk)"},
 		{"sym not elf", []string{"sym", "--symbols", notELF, "do_mkdirat"}, "--symbols"},
 		{"sym missing file", []string{"sym", "--symbols", filepath.Join(dir, "nope"), "do_mkdirat"}, "nope"},
 		{"unknown flag", []string{"probe", "--frob"}, "flag provided but not defined"},

@@ -46,6 +46,13 @@ func cmdNightly(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if o.Guests, err = nightly.ParseGuests(*guests); err != nil {
 		return err
 	}
+	for _, g := range o.Guests {
+		if !guest.CanPrepare(g) { // a config file: it and its files are checked before any guest boots
+			if err := checkGuestConfig("--guests", g); err != nil {
+				return err
+			}
+		}
+	}
 	_, err = nightly.Run(ctx, o)
 	return verdictExit(err)
 }

@@ -295,16 +295,17 @@ func cmdSym(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("kspec sym: give a symbol, an address, FILE:LINE or an expression, e.g. kspec sym do_mkdirat, kspec sym 0xffffffff81000000 or kspec sym init_uts_ns.name.nodename")
 	}
 	file := gf.symbols
-	if file == "" {
+	if file != "" && gf.onlySymbols() {
+		// --symbols alone needs no guest (nor a prepared one).
+		if err := gf.checkFiles(); err != nil {
+			return err
+		}
+	} else {
 		opts, err := gf.options()
 		if err != nil {
 			return err
 		}
-		spec, err := harness.ResolveGuest(opts)
-		if err != nil {
-			return err
-		}
-		file = spec.Symbols
+		file = opts.Spec.Symbols
 	}
 	tab, err := openSymbols(file, !*noIndex)
 	if err != nil {
