@@ -16,6 +16,7 @@ import (
 
 	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/harness"
+	"github.com/kspec/kspec/kspectest"
 	"github.com/kspec/kspec/symbols"
 )
 
@@ -184,7 +185,7 @@ var _ = Describe("restoring a snapshot", Label("bad-input"), func() {
 	}, SpecTimeout(5*time.Minute))
 })
 
-func logf(format string, args ...any) { GinkgoWriter.Printf(format+"\n", args...) }
+var logf = kspectest.Logf
 
 // defaultSpec is a copy of the prepared guest's description.
 func defaultSpec() *guest.Spec {

@@ -23,6 +23,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/kspec/kspec/harness"
+	"github.com/kspec/kspec/kspectest"
 )
 
 func TestFaults(t *testing.T) {
@@ -30,16 +31,11 @@ func TestFaults(t *testing.T) {
 	RunSpecs(t, "kspec fault injection")
 }
 
-// boot boots a fresh guest for one spec and closes it when the spec ends.
+// boot boots a fresh guest for one spec and closes it when the spec ends
+// (kspectest.Boot).
 func boot(ctx context.Context) *harness.Target {
 	GinkgoHelper()
-	t, err := harness.Boot(ctx, harness.Options{
-		Logf: func(format string, args ...any) { GinkgoWriter.Printf(format+"\n", args...) },
-	})
-	harness.SkipOrFail(err, Skip)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() { _ = t.Close() })
-	return t
+	return kspectest.Boot(ctx, harness.Options{})
 }
 
 // moduleRoot is the kspec source tree (for building the CLI).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/harness"
+	"github.com/kspec/kspec/kspectest"
 )
 
 // Console noise: kernel messages that land in the middle of the login
@@ -127,7 +128,7 @@ func bootWithTranscript(ctx context.Context, tr *syncBuffer) *harness.Target {
 	GinkgoHelper()
 	t, err := harness.Boot(ctx, harness.Options{
 		Transcript: tr,
-		Logf:       func(format string, args ...any) { GinkgoWriter.Printf(format+"\n", args...) },
+		Logf:       kspectest.Logf,
 	})
 	harness.SkipOrFail(err, Skip)
 	Expect(err).NotTo(HaveOccurred())
@@ -288,7 +289,7 @@ var _ = Describe("kernel messages on the console", Label("noise"), func() {
 			Spec:        &wrongSpec,
 			NoDebugger:  true,
 			BootTimeout: generous,
-			Logf:        func(format string, args ...any) { GinkgoWriter.Printf(format+"\n", args...) },
+			Logf:        kspectest.Logf,
 		})
 		if t != nil {
 			_ = t.Close()

@@ -11,12 +11,12 @@
 // where guest.json names a FreeBSD disk image with a serial console and
 // the kernel's debug symbols copied out of it (see
 // guest/testdata/freebsd-example). Without it every spec is reported as
-// skipped with the reason missingGuest.
+// skipped with the reason missingGuest. The set-up is the spec kit's
+// (package kspectest).
 package freebsd_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -25,6 +25,7 @@ import (
 
 	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/harness"
+	"github.com/kspec/kspec/kspectest"
 )
 
 // GuestEnv names the FreeBSD guest config the suite boots.
@@ -38,41 +39,20 @@ func TestFreeBSD(t *testing.T) {
 	RunSpecs(t, "FreeBSD kernel specs")
 }
 
-// target is this Ginkgo process's guest.
+// suite boots one FreeBSD guest per Ginkgo process from the config (QEMU
+// runs on a private overlay of the image, so the image is never written).
+var suite = kspectest.Setup(kspectest.Config{
+	GuestEnv:    GuestEnv,
+	OS:          guest.OSFreeBSD,
+	SkipWithout: missingGuest,
+	Boot:        harness.Options{BootTimeout: 10 * time.Minute}, // a FreeBSD disk boot under TCG takes minutes
+	HitTimeout:  2 * time.Minute,
+})
+
+// target is this Ginkgo process's guest, for the specs.
 var target *harness.Target
 
-var _ = BeforeSuite(func(ctx SpecContext) {
-	cfg := os.Getenv(GuestEnv)
-	if cfg == "" {
-		return // every spec skips with missingGuest (see BeforeEach)
-	}
-	// Each Ginkgo process boots its own guest from the same config; QEMU
-	// runs on a private overlay of the image, so the image is never written.
-	t, err := harness.Boot(ctx, harness.Options{
-		Guest:       cfg,
-		BootTimeout: 10 * time.Minute, // a FreeBSD disk boot under TCG takes minutes
-		Logf:        func(format string, args ...any) { GinkgoWriter.Printf(format+"\n", args...) },
-	})
-	Expect(err).NotTo(HaveOccurred())
-	target = t
-	DeferCleanup(func() { Expect(target.Close()).To(Succeed()) })
-	Expect(t.Spec().OS).To(Equal(guest.OSFreeBSD), "%s describes a %s guest", cfg, t.Spec().OS)
-	Expect(target.SaveBaseline(ctx)).To(Succeed())
-	GinkgoWriter.Printf("guest %s %s logged in after %s\n", t.Spec().Name, t.Spec().Version, t.BootDuration)
-}, NodeTimeout(12*time.Minute))
-
-var _ = BeforeEach(func(ctx SpecContext) {
-	if target == nil {
-		Skip(missingGuest)
-	}
-	Expect(target.Reset(ctx)).To(Succeed())
-	DeferOnFailure(func(ctx SpecContext) {
-		r := target.SpecReport(ctx)
-		AddReportEntry("kspec console transcript", r.Transcript, ReportEntryVisibilityFailureOrVerbose)
-		AddReportEntry("kspec last stop", r.LastStop, ReportEntryVisibilityFailureOrVerbose)
-		AddReportEntry("kspec registers", r.Registers, ReportEntryVisibilityFailureOrVerbose)
-	}, NodeTimeout(30*time.Second))
-}, NodeTimeout(2*time.Minute))
+var _ = BeforeEach(func() { target = suite.Target() })
 
 // stopAt sets a breakpoint on fn, starts cmd and returns the first hit,
 // with the guest stopped there. The returned function (also deferred)
@@ -80,28 +60,8 @@ var _ = BeforeEach(func(ctx SpecContext) {
 // expecting exit status 0.
 func stopAt(ctx context.Context, fn, cmd string) (*harness.Hit, func(context.Context) guest.Result) {
 	GinkgoHelper()
-	bp, err := target.Break(ctx, fn)
-	Expect(err).NotTo(HaveOccurred())
-	pending, err := target.Start(ctx, cmd)
-	Expect(err).NotTo(HaveOccurred())
-	var res *guest.Result
-	finish := func(ctx context.Context) guest.Result {
-		GinkgoHelper()
-		if res == nil {
-			Expect(target.ClearBreakpoints(ctx)).To(Succeed())
-			r, err := pending.Wait(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(r.Status).To(Equal(0), "%s: %s", cmd, r.Output)
-			res = &r
-		}
-		return *res
-	}
-	DeferCleanup(func(ctx SpecContext) { finish(ctx) }, NodeTimeout(time.Minute))
-	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	hit, err := bp.Wait(waitCtx)
-	Expect(err).NotTo(HaveOccurred())
-	return hit, finish
+	hit, c := suite.StopAt(ctx, fn, cmd, 0, nil)
+	return hit, c.Finish
 }
 
 // userPathArg reads the user path of a FreeBSD system call at the entry of
@@ -110,11 +70,5 @@ func userPathArg(ctx context.Context, h *harness.Hit, argsType string) string {
 	GinkgoHelper()
 	uap, err := h.Arg(ctx, 1)
 	Expect(err).NotTo(HaveOccurred())
-	off, err := target.Symbols().Offsetof("struct "+argsType, "path")
-	Expect(err).NotTo(HaveOccurred())
-	p, err := target.ReadUint64(ctx, uap+off.Addr)
-	Expect(err).NotTo(HaveOccurred())
-	s, err := target.ReadCString(ctx, p, 1024)
-	Expect(err).NotTo(HaveOccurred())
-	return s
+	return suite.StringMember(ctx, uap, "struct "+argsType, "path")
 }

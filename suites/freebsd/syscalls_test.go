@@ -91,8 +91,5 @@ var _ = Describe("breakpoints a command does not reach", Label("negative"), func
 // shell runs cmd in the guest and expects it to exit 0.
 func shell(ctx context.Context, cmd string) string {
 	GinkgoHelper()
-	res, err := target.Shell(ctx, cmd)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(res.Status).To(Equal(0), "%s: %s", cmd, res.Output)
-	return res.Output
+	return suite.Shell(ctx, cmd)
 }

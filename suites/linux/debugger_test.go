@@ -183,14 +183,7 @@ func uniquePath(what string) string {
 // from 7.0 name sits in an unnamed struct __filename_head).
 func mkdirPath(ctx context.Context, hit *harness.Hit) string {
 	GinkgoHelper()
-	name, err := target.Symbols().Offsetof("struct filename", "name")
-	Expect(err).NotTo(HaveOccurred())
-	Expect(name.TypeName).To(HaveSuffix("*"))
 	filename, err := hit.Arg(ctx, 1)
 	Expect(err).NotTo(HaveOccurred())
-	ptr, err := target.ReadUint64(ctx, filename+name.Addr)
-	Expect(err).NotTo(HaveOccurred())
-	path, err := target.ReadCString(ctx, ptr, 4096)
-	Expect(err).NotTo(HaveOccurred())
-	return path
+	return suite.StringMember(ctx, filename, "struct filename", "name")
 }
