@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -207,6 +208,14 @@ func startOnce(ctx context.Context, cfg Config, qemuPath, imgPath, accel string)
 		_ = m.stderr.Close()
 	}}
 	if err := writePIDFile(p.PIDFile, os.Getpid(), m.pid); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// QEMU's /proc entry is gone: it died (e.g. aborted under
+			// KVM) and m.wait has reaped it, so m.done is about to close.
+			<-m.done
+			ee := *m.lastExit
+			ee.DuringStart = true
+			return nil, &ee
+		}
 		return nil, err
 	}
 
