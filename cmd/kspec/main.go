@@ -9,6 +9,7 @@
 //	kspec boot [--halted]                    the guest's console on this terminal, gdb attachable
 //	kspec nightly [--out DIR]                run the suites on the newest guests, report regressions
 //	kspec report merge|html DIR...           merge shard results; render HTML reports
+//	kspec init [DIR]                         write a new suite of kernel specs (the spec kit's example)
 //
 // Exit status: 0 success; 1 the command in the guest failed, a breakpoint was
 // not hit or the kernel failed; 2 bad input or a missing prerequisite (the
@@ -88,6 +89,8 @@ commands:
   boot [--halted] [guest flags]                     the guest's console on this terminal; prints the gdb command to attach
   nightly [--out DIR] [--guests a,b] [--shard i/n]  prepare the newest guests, run the suites on each, report what changed
   report merge|html DIR...                          combine shard results into one run; (re)render the HTML report
+  init [--module PATH] [DIR]                        write a new Ginkgo suite built on the spec kit (kspectest), with a go.mod
+                                                    outside a module; its one spec passes on the default guest
 
 guest flags (all commands that boot): --guest NAME|FILE --kernel F --symbols F --initrd F --disk F
   --append S --os linux|freebsd --user U --password-file F --memory MiB --cpus N --accel auto|kvm|tcg
@@ -115,6 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdNightly(ctx, args[1:], stdout, stderr)
 	case "report":
 		err = cmdReport(ctx, args[1:], stdout, stderr)
+	case "init":
+		err = cmdInit(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK
