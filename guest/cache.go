@@ -284,3 +284,21 @@ func lockGuest(ctx context.Context, gdir string, progress func(string, ...any)) 
 
 // unlock releases the lock.
 func (l *lockFile) unlock() { l.f.Close() }
+
+// ListGuests returns KnownGuests together with every other guest Prepare
+// builds that the cache holds (e.g. debian-bookworm-backports-cloud),
+// sorted; cacheDir "" means DefaultCacheDir.
+func ListGuests(cacheDir string) []string {
+	names := KnownGuests()
+	if cacheDir == "" {
+		cacheDir, _ = DefaultCacheDir()
+	}
+	entries, _ := os.ReadDir(filepath.Join(cacheDir, "guests"))
+	for _, e := range entries {
+		if e.IsDir() && CanPrepare(e.Name()) && !slices.Contains(names, e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	return names
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +164,16 @@ func TestLookupDebian(t *testing.T) {
 		if !CanPrepare(n) {
 			t.Errorf("KnownGuests lists %q, which CanPrepare refuses", n)
 		}
+	}
+}
+
+func TestListGuests(t *testing.T) {
+	cache := t.TempDir()
+	fakePrepared(t, cache, "debian-bookworm-backports-cloud", "6.12.1-cloud-amd64")
+	os.MkdirAll(filepath.Join(cache, "guests", "not-a-guest"), 0o755)
+	got := ListGuests(cache)
+	if !slices.Contains(got, "debian-bookworm-backports-cloud") || !slices.Contains(got, "debian-sid-cloud") || slices.Contains(got, "not-a-guest") || !slices.IsSorted(got) {
+		t.Errorf("ListGuests = %q", got)
 	}
 }
 

@@ -83,7 +83,7 @@ func cmdGuestList(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	for _, name := range guest.KnownGuests() {
+	for _, name := range guest.ListGuests(*cache) {
 		spec, err := guest.Find(name, *cache)
 		if errors.Is(err, guest.ErrCorrupt) {
 			fmt.Fprintf(stdout, "%-28s damaged: %v\n", name, err)
