@@ -126,6 +126,7 @@ func (t *Target) start(bootCtx context.Context) error {
 		Accel:       o.Accel,
 		AccelCache:  accelCache(o),
 		PanicDevice: true,
+		VMCoreInfo:  true, // vmcore.go: cores carry the kernel's VMCOREINFO
 	}
 	o.Logf("booting %s %s", spec.Name, spec.Version)
 	var err error
@@ -455,7 +456,7 @@ func StartMachine(ctx context.Context, opts Options, halted bool) (*supervisor.M
 	m, err := supervisor.Start(ctx, supervisor.Config{
 		QEMU: o.QEMU, DataDirs: o.QEMUData, Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Disk: spec.Disk,
 		MemoryMiB: firstNonZero(o.MemoryMiB, spec.MemoryMiB), CPUs: firstNonZero(o.CPUs, spec.CPUs),
-		Accel: o.Accel, AccelCache: accelCache(o), PanicDevice: true,
+		Accel: o.Accel, AccelCache: accelCache(o), PanicDevice: true, VMCoreInfo: true,
 	})
 	if err != nil {
 		return nil, nil, &HarnessError{Op: "start QEMU", Err: err}

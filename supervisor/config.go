@@ -121,6 +121,13 @@ type Config struct {
 	// none — watch the console for panics too.
 	PanicDevice bool
 
+	// VMCoreInfo adds QEMU's vmcoreinfo device, through which a guest
+	// kernel (Linux with its qemu_fw_cfg driver) tells QEMU where its
+	// VMCOREINFO note is; dump-guest-memory then copies the note into the
+	// core, so crash(8) and makedumpfile find the kernel's layout without
+	// guessing.
+	VMCoreInfo bool
+
 	// RunDirBase is where the run dir "kspec-run-*" is created. Default
 	// os.TempDir(). Unix socket paths must stay under 108 bytes, so keep
 	// it short.
@@ -384,6 +391,9 @@ func BuildArgs(cfg Config, p Paths, accel string) ([]string, error) {
 	)
 	if cfg.PanicDevice {
 		args = append(args, "-device", "pvpanic", "-action", "panic=pause")
+	}
+	if cfg.VMCoreInfo {
+		args = append(args, "-device", "vmcoreinfo")
 	}
 	args = append(args, cfg.ExtraArgs...)
 	return args, nil

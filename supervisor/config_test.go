@@ -154,6 +154,14 @@ func TestBuildArgs(t *testing.T) {
 			want: [][]string{{"-device", "pvpanic"}, {"-action", "panic=pause"}},
 		},
 		{
+			name: "vmcoreinfo device", cfg: with(kernel, func(c *Config) { c.VMCoreInfo = true }), paths: p, accel: "tcg",
+			want: [][]string{{"-device", "vmcoreinfo"}},
+		},
+		{
+			name: "no vmcoreinfo device unless asked", cfg: kernel, paths: p, accel: "tcg",
+			notWant: [][]string{{"-device", "vmcoreinfo"}},
+		},
+		{
 			name: "extra args come last", cfg: with(kernel, func(c *Config) { c.ExtraArgs = []string{"-rtc", "base=utc", "-d", "guest_errors"} }), paths: p, accel: "tcg",
 			want: [][]string{{"-rtc", "base=utc", "-d", "guest_errors"}},
 		},

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -68,12 +70,16 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the hit as JSON")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for the hit")
 	verbose := fs.Bool("v", false, "show the guest's console while it boots")
+	vmcore := fs.String("vmcore", "", "write a core of the guest at the hit to `FILE` (compressed kdump when QEMU offers it; open with crash or gdb and the vmlinux)")
 	var hf holdFlags
 	hf.register(fs, "at the hit (or where the guest is when the probe fails)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := hf.check(); err != nil {
+		return err
+	}
+	if err := checkVmcorePath(*vmcore); err != nil {
 		return err
 	}
 	if (*fn == "" && *watch == "") || *cmd == "" {
@@ -146,6 +152,13 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		printHit(stdout, hit, out)
 	}
+	if *vmcore != "" {
+		core, err := t.Vmcore(ctx, *vmcore)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "kspec: vmcore %s\n", core)
+	}
 	if hf.hold {
 		return hf.holdNow(ctx, t, stderr)
 	}
@@ -161,6 +174,22 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancelFinish()
 	if _, err := pending.Wait(finishCtx); err != nil {
 		fmt.Fprintf(stderr, "kspec: note: %q did not finish after the hit: %v\n", *cmd, err)
+	}
+	return nil
+}
+
+// checkVmcorePath fails fast, before a boot, on a --vmcore FILE that cannot
+// be written: its directory must exist, and FILE must not be a directory.
+func checkVmcorePath(file string) error {
+	if file == "" {
+		return nil
+	}
+	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
+		return usagef("kspec probe: --vmcore %s is a directory; give a file name, e.g. %s", file, filepath.Join(file, "vmcore"))
+	}
+	dir := filepath.Dir(file)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return usagef("kspec probe: --vmcore %s: directory %s does not exist; create it or give another path", file, dir)
 	}
 	return nil
 }
