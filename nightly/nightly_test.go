@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kspec/kspec/harness"
 	"github.com/kspec/kspec/internal/fixturesuite"
@@ -280,4 +281,69 @@ func TestLineWriterThrottlesCounters(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// TestRunGuestsInParallel: with Procs 2 both guests' suites run at once:
+// each fixture suite hangs in its boot until interrupted, and both reach
+// it; the interrupted run is still recorded, for both guests.
+func TestRunGuestsInParallel(t *testing.T) {
+	bin, g1 := fixtureSuite(t)
+	g2 := fixturesuite.Guest(t, "second-guest", "6.12.0-99-fixture")
+	t.Setenv("FIXTURE_BOOT", "hang")
+	hanging := t.TempDir()
+	t.Setenv("FIXTURE_HANG_DIR", hanging)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var prog syncBuffer
+	type ran struct {
+		res *Result
+		err error
+	}
+	done := make(chan ran)
+	go func() {
+		res, err := Run(ctx, Options{ResultsDir: t.TempDir(), SuiteBinary: bin, Guests: []string{g1, g2}, Procs: 2, NoRetry: true, Progress: &prog})
+		done <- ran{res, err}
+	}()
+	// Poll for both suites' sign that they are inside the hanging boot.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ents, _ := os.ReadDir(hanging)
+		if len(ents) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("%d of 2 suites reached their boot at once\n%s", len(ents), prog.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	r := <-done
+	if !errors.Is(r.err, ErrInterrupted) || r.res == nil {
+		t.Fatalf("err %v, want ErrInterrupted with a recorded run\n%s", r.err, prog.String())
+	}
+	for _, g := range r.res.Summary.Guests {
+		if c := g.Counts(); c.Error != 8 {
+			t.Errorf("%s: counts %+v, want the 8 specs that do not skip as errors", g.Guest, c)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the run writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

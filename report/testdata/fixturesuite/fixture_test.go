@@ -7,6 +7,7 @@ package fixturesuite_test
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -31,6 +32,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		if ready := os.Getenv("FIXTURE_HANG_READY"); ready != "" {
 			// Tell the test the suite is inside the hanging boot now.
 			Expect(os.WriteFile(ready, nil, 0o600)).To(Succeed())
+		}
+		if dir := os.Getenv("FIXTURE_HANG_DIR"); dir != "" {
+			// The same, one file per guest, for runs of several guests.
+			Expect(os.WriteFile(filepath.Join(dir, filepath.Base(os.Getenv("KSPEC_GUEST"))), nil, 0o600)).To(Succeed())
 		}
 		<-ctx.Done()
 		Expect(&harness.HarnessError{Op: "boot", Err: ctx.Err()}).NotTo(HaveOccurred())
