@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +51,14 @@ func TestRelease(t *testing.T) {
 	}
 	if _, err := c.Release(t.Context(), m.URL, "nosuch"); !errors.Is(err, archive.ErrNotFound) {
 		t.Errorf("Release(nosuch) = %v, want ErrNotFound", err)
+	}
+	for _, code := range []int{http.StatusBadRequest, http.StatusForbidden, http.StatusServiceUnavailable} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }))
+		_, err := c.Release(t.Context(), srv.URL+"/nodebian", "sid")
+		srv.Close()
+		if notFound := code < 500; errors.Is(err, archive.ErrNotFound) != notFound || !strings.Contains(err.Error(), strconv.Itoa(code)) {
+			t.Errorf("Release from a server answering %d = %v; want ErrNotFound: %v", code, err, notFound)
+		}
 	}
 	bad := &archive.Client{CacheDir: t.TempDir(), Keyring: filepath.Join(t.TempDir(), "missing.gpg")}
 	if _, err := bad.Release(t.Context(), m.URL, "sid"); err == nil || !strings.Contains(err.Error(), "missing.gpg") {

@@ -285,8 +285,8 @@ func (c *Client) get(ctx context.Context, u string, limit int64) ([]byte, error)
 	return data, nil
 }
 
-// open sends a GET and returns a 200 response; 404 and an unknown host
-// wrap ErrNotFound.
+// open sends a GET and returns a 200 response; a 4xx answer (but 408 and
+// 429) and an unknown host wrap ErrNotFound.
 func (c *Client) open(ctx context.Context, u string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -307,7 +307,10 @@ func (c *Client) open(ctx context.Context, u string) (*http.Response, error) {
 		}
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
-	if resp.StatusCode == http.StatusNotFound {
+	// A client error other than a timeout or a rate limit means the mirror
+	// has no such path (deb.debian.org answers 400 for a path outside its
+	// archives, 404 for a suite it does not carry).
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
 		resp.Body.Close()
 		return nil, fmt.Errorf("%w: GET %s: %s", ErrNotFound, u, resp.Status)
 	}

@@ -183,7 +183,7 @@ func readSources(ctx context.Context, c *archive.Client, g debianGuest, mirror, 
 				continue
 			}
 			if errors.Is(err, archive.ErrNotFound) {
-				return nil, fmt.Errorf("%w: %w; name a suite the mirror carries (bookworm, trixie, sid, experimental, ...) or another mirror", ErrUnknownGuest, err)
+				return nil, fmt.Errorf("%w: %w; check the mirror's URL (a Debian archive's base, e.g. %s) and name a suite it carries (bookworm, trixie, sid, experimental, ...)", ErrUnknownGuest, err, archive.DefaultMirror)
 			}
 			if err != nil {
 				return nil, err
