@@ -294,7 +294,7 @@ func TestRunGuestsInParallel(t *testing.T) {
 	t.Setenv("FIXTURE_HANG_DIR", hanging)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var prog syncBuffer
+	var prog bytes.Buffer // read only after Run returned
 	type ran struct {
 		res *Result
 		err error
@@ -328,22 +328,4 @@ func TestRunGuestsInParallel(t *testing.T) {
 			t.Errorf("%s: counts %+v, want the 8 specs that do not skip as errors", g.Guest, c)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while the run writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
