@@ -701,6 +701,9 @@ type Pending struct {
 	ended   error // the *ShellEndedError, once seen
 }
 
+// Command returns the command as given to Start.
+func (p *Pending) Command() string { return p.cmd }
+
 // Run runs cmd in the guest's shell and waits for its result. cmd may be
 // any POSIX sh command list, several lines included; it runs in the login
 // shell itself (so cd and variables persist) with the console as its

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/rsp"
 	"github.com/kspec/kspec/symbols"
 )
@@ -394,13 +395,18 @@ func (t *Target) describeCPUs(ctx context.Context) string {
 	return b.String()
 }
 
-// NotHitError says a breakpoint was not hit in time, with where the guest
-// was instead. It wraps ErrNotHit.
+// NotHitError says a breakpoint was not hit in time, or before the command
+// started for it finished (WaitFor), with where the guest was instead. It
+// wraps ErrNotHit and the cause (the deadline, ErrCommandFinished).
 type NotHitError struct {
 	Breakpoint  string
 	Diagnosis   string
 	ConsoleTail string
 	Err         error
+	// Command is the command WaitFor watched ("" for Wait); Result is its
+	// result when it finished (nil: it did not, or it ended the shell).
+	Command string
+	Result  *guest.Result
 }
 
 func (e *NotHitError) Error() string { return e.Diagnosis + tailSuffix(e.ConsoleTail) }

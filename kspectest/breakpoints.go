@@ -49,7 +49,9 @@ func stopAt(ctx context.Context, t *harness.Target, limit time.Duration, fn, cmd
 	waitCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	for skipped := 0; ; skipped++ {
-		hit, err := bp.Wait(waitCtx)
+		// Fails at once (NotHitError with cmd's status and output) if cmd
+		// finishes without a hit; the limit bounds a cmd that never does.
+		hit, err := bp.WaitFor(waitCtx, pending)
 		Expect(err).NotTo(HaveOccurred(), "waiting for %s while %q runs (%d other hits let go)", fn, cmd, skipped)
 		if accept == nil || accept(hit) {
 			return hit, c

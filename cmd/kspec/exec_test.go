@@ -49,3 +49,35 @@ func TestExecShellEnded(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeCommandFinished boots the prepared guest: a probe whose command
+// finishes without reaching the breakpoint exits 1 at once, naming the
+// command's status and output, instead of waiting for --timeout.
+func TestProbeCommandFinished(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a real guest")
+	}
+	if _, err := guest.Find(harness.DefaultGuest, ""); err != nil {
+		if os.Getenv("KSPEC_SKIP_MISSING") == "1" {
+			t.Skip(err)
+		}
+		t.Fatalf("%v: run go run ./cmd/kspec guest prepare (KSPEC_SKIP_MISSING=1 skips)", err)
+	}
+	// The boot has its own limit; the deadline only turns a wait for
+	// --timeout (before the fix) into a failure rather than a slow pass.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"probe", "--break", "do_rmdir", "--run", "echo probe-out; false", "--timeout", "5m"}, &out, &errb)
+	if ctx.Err() != nil {
+		t.Fatalf("kspec probe still waiting at the test's deadline; stderr:\n%s", errb.String())
+	}
+	for _, want := range []string{"was not hit", "the command finished without hitting it", "exited with status 1", "probe-out"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, errb.String())
+		}
+	}
+	if code != exitFailed {
+		t.Errorf("exit %d, want %d; stderr:\n%s", code, exitFailed, errb.String())
+	}
+}

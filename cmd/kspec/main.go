@@ -80,7 +80,8 @@ commands:
                                                     (a CMD that ends the login shell, e.g. exit 3, exits with that status)
   probe --break FUNC --run CMD [--json] [--timeout D] [guest flags]
                                                     boot, break on FUNC, run CMD, report the first hit
-                                                    with its backtrace and task (comm, pid)
+                                                    with its backtrace and task (comm, pid); fails at once
+                                                    (exit 1, with CMD's status and output) if CMD finishes first
   probe --watch EXPR --run CMD [--json] [--timeout D] [guest flags]
                                                     boot, watch EXPR (e.g. init_uts_ns.name.nodename) for
                                                     writes, run CMD, report the writer

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/harness"
 	"github.com/kspec/kspec/symbols"
 )
@@ -91,6 +92,9 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return usagef("kspec probe: unexpected argument %q (quote the command given to --run)", fs.Arg(0))
 	}
+	if *timeout <= 0 {
+		return usagef("kspec probe: --timeout must be positive, e.g. --timeout 30s")
+	}
 	opts, err := gf.options()
 	if err != nil {
 		return err
@@ -114,34 +118,41 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer t.Close()
+	// Everything after the boot is bounded too: the wait for the hit by
+	// --timeout, the rest (setting the breakpoint, reading the stop,
+	// letting the command finish) by a margin on top.
+	opCtx, cancelAll := context.WithTimeout(ctx, *timeout+2*time.Minute)
+	defer cancelAll()
 
-	var wait func(context.Context) (*harness.Hit, error)
+	var wait func(context.Context, *guest.Pending) (*harness.Hit, error)
 	var clear func(context.Context) error
 	var wp *harness.Watchpoint
 	if *fn != "" {
-		bp, err := t.Break(ctx, *fn)
+		bp, err := t.Break(opCtx, *fn)
 		if err != nil {
 			return err
 		}
-		wait, clear = bp.Wait, bp.Clear
+		wait, clear = bp.WaitFor, bp.Clear
 	} else {
-		wp, err = t.Watch(ctx, *watch, harness.WatchWrite)
+		wp, err = t.Watch(opCtx, *watch, harness.WatchWrite)
 		if err != nil {
 			return err
 		}
-		wait, clear = wp.Wait, wp.Clear
+		wait, clear = wp.WaitFor, wp.Clear
 	}
-	pending, err := t.Start(ctx, *cmd)
+	pending, err := t.Start(opCtx, *cmd)
 	if err != nil {
 		return err
 	}
-	waitCtx, cancel := context.WithTimeout(ctx, *timeout)
+	waitCtx, cancel := context.WithTimeout(opCtx, *timeout)
 	defer cancel()
-	hit, err := wait(waitCtx)
+	// A command that finishes without a hit fails the probe at once, with
+	// its status and output.
+	hit, err := wait(waitCtx, pending)
 	if err != nil {
 		return hf.holdFailure(ctx, t, stderr, err)
 	}
-	out := describeHit(ctx, t, hit, wp)
+	out := describeHit(opCtx, t, hit, wp)
 	out.Kernel, out.Command = spec.Version, *cmd
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -164,13 +175,13 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// Let the command finish so the guest is left consistent; its result
 	// does not change the probe's verdict.
-	if err := clear(ctx); err != nil {
+	if err := clear(opCtx); err != nil {
 		return err
 	}
-	if err := t.Continue(ctx); err != nil {
+	if err := t.Continue(opCtx); err != nil {
 		return err
 	}
-	finishCtx, cancelFinish := context.WithTimeout(ctx, 30*time.Second)
+	finishCtx, cancelFinish := context.WithTimeout(opCtx, 30*time.Second)
 	defer cancelFinish()
 	if _, err := pending.Wait(finishCtx); err != nil {
 		fmt.Fprintf(stderr, "kspec: note: %q did not finish after the hit: %v\n", *cmd, err)

@@ -2,6 +2,7 @@ package linux_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,6 +59,33 @@ var _ = Describe("breakpoints a command does not reach", func() {
 		res, err = target.Shell(ctx, "echo still-running")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.Output).To(ContainSubstring("still-running"))
+	}, SpecTimeout(2*time.Minute))
+
+	It("fails at once when the command started for it finishes, with its status and output", Label("negative"), func(ctx SpecContext) {
+		bp, err := target.Break(ctx, rmdir)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) { Expect(target.ClearBreakpoints(ctx)).To(Succeed()) })
+		pending, err := target.Start(ctx, "echo not-an-rmdir; false")
+		Expect(err).NotTo(HaveOccurred())
+		waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		_, err = bp.WaitFor(waitCtx, pending)
+		GinkgoWriter.Printf("kspec reported: %v\n", err)
+		Expect(waitCtx.Err()).NotTo(HaveOccurred(), "WaitFor waited for its deadline")
+		var nh *harness.NotHitError
+		Expect(errors.As(err, &nh)).To(BeTrue(), "got %T: %v", err, err)
+		Expect(err).To(MatchError(harness.ErrNotHit))
+		Expect(err).To(MatchError(harness.ErrCommandFinished))
+		Expect(nh.Result).NotTo(BeNil())
+		Expect(nh.Result.Status).To(Equal(1))
+		Expect(nh.Result.Output).To(Equal("not-an-rmdir\n"))
+		Expect(err.Error()).To(ContainSubstring("status 1"))
+		Expect(err.Error()).To(ContainSubstring("cpu0 at"))
+		// The command's result stays collectable.
+		Expect(target.Continue(ctx)).To(Succeed())
+		res, err := target.Collect(ctx, pending)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Status).To(Equal(1))
 	}, SpecTimeout(2*time.Minute))
 
 	It("reports a breakpoint that is never hit as not hit, with a diagnosis", Label("negative"), func(ctx SpecContext) {
