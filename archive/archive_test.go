@@ -120,7 +120,7 @@ func TestPackagesAndDebs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix, err := c.Packages(ctx, r, "main", "amd64")
+	ix, err := c.Packages(ctx, r, "main", "amd64", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestPackagesAndDebs(t *testing.T) {
 	if meta == nil || meta.Source != "linux-signed-amd64" || meta.Suite != "sid" || strings.Join(meta.DependsOn(), ",") != "linux-image-7.2.13+deb14-cloud-amd64" {
 		t.Fatalf("index record = %+v", meta)
 	}
-	if _, err := c.Packages(ctx, r, "main", "arm64"); !errors.Is(err, archive.ErrNotFound) || !strings.Contains(err.Error(), "amd64") {
+	if _, err := c.Packages(ctx, r, "main", "arm64", nil); !errors.Is(err, archive.ErrNotFound) || !strings.Contains(err.Error(), "amd64") {
 		t.Errorf("Packages(arm64) = %v, want ErrNotFound naming the architectures there are", err)
 	}
 	if m.Requests("dists/sid/main/binary-amd64/Packages.xz") != 0 {
@@ -166,7 +166,7 @@ func TestPackagesAndDebs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oix, err := c.Packages(ctx, old, "main", "amd64")
+	oix, err := c.Packages(ctx, old, "main", "amd64", func(n string) bool { return n != "b" })
 	if err != nil || oix.Get("a") == nil {
 		t.Errorf("gz-only index: %v", err)
 	}
@@ -232,5 +232,44 @@ func TestCompareVersions(t *testing.T) {
 		if (got > 0) != (tt.want > 0) || (got < 0) != (tt.want < 0) {
 			t.Errorf("CompareVersions(%q, %q) = %d, want sign %d", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+func TestParseIndex(t *testing.T) {
+	const text = `Package: linux-image-cloud-amd64
+Version: 7.2.13-1
+Depends: linux-image-7.2.13+deb14-cloud-amd64 (= 7.2.13-1)
+Filename: pool/main/l/linux-signed-amd64/linux-image-cloud-amd64_7.2.13-1_amd64.deb
+Size: 1708
+SHA256: AB
+Description: Linux for x86-64 cloud (meta-package)
+ This package depends on the latest Linux kernel
+ .
+ and more.
+
+Package: busybox-static
+Version: 1:1.38.0-3
+Filename: pool/main/b/busybox/busybox-static_1.38.0-3_amd64.deb
+Size: 9
+
+Package: linux-image-cloud-amd64
+Version: 7.1.0-1
+Filename: pool/old.deb
+Size: 1
+Package-Without-Blank-Line-End: yes`
+	ix, err := archive.ParseIndex(strings.NewReader(text), "M", "sid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ix.Get("linux-image-cloud-amd64")
+	if ix.Len() != 2 || p == nil || p.Version != "7.2.13-1" || p.SHA256 != "ab" || p.Size != 1708 || p.Source != p.Name || p.Mirror != "M" {
+		t.Errorf("ParseIndex: %d packages, %+v", ix.Len(), p)
+	}
+	kept, err := archive.ParseIndex(strings.NewReader(text), "M", "sid", func(n string) bool { return strings.HasPrefix(n, "linux-") })
+	if err != nil || kept.Len() != 1 || kept.Get("busybox-static") != nil {
+		t.Errorf("ParseIndex with keep: %v, %d packages", err, kept.Len())
+	}
+	if _, err := archive.ParseIndex(strings.NewReader("Package: x\nFilename: f\nSize: many\n"), "M", "sid", nil); err == nil || !strings.Contains(err.Error(), "bad Size") {
+		t.Errorf("bad Size: %v", err)
 	}
 }

@@ -140,8 +140,9 @@ func (c *Client) keyringName() string {
 // Packages returns the Packages index of a component and architecture of
 // a release ("main", "amd64"): the xz (or else gz) file the release lists,
 // fetched by hash where the release allows it, checked against the
-// release's SHA256 and cached.
-func (c *Client) Packages(ctx context.Context, r *Release, component, arch string) (*Index, error) {
+// release's SHA256 and cached. keep, if not nil, says which packages'
+// records to parse (see ParseIndex).
+func (c *Client) Packages(ctx context.Context, r *Release, component, arch string, keep func(name string) bool) (*Index, error) {
 	base := component + "/binary-" + arch + "/Packages"
 	var name string
 	var sum FileSum
@@ -194,7 +195,7 @@ func (c *Client) Packages(ctx context.Context, r *Release, component, arch strin
 		}
 		in = zr
 	}
-	ix, err := ParseIndex(bufio.NewReaderSize(in, 1<<20), r.Mirror, r.Name)
+	ix, err := ParseIndex(bufio.NewReaderSize(in, 1<<20), r.Mirror, r.Name, keep)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cached, err)
 	}

@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -73,40 +75,78 @@ type Index struct {
 	pkgs          map[string]*Package
 }
 
-// ParseIndex reads a (decompressed) Packages index.
-func ParseIndex(r io.Reader, mirror, suite string) (*Index, error) {
-	pr, err := control.NewParagraphReader(r, nil)
-	if err != nil {
-		return nil, err
-	}
+// ParseIndex reads a (decompressed) Packages index. If keep is not nil,
+// only the records of the packages it accepts are parsed (a Packages
+// index of sid has some 76,000; the paragraphs of the others are only
+// split off, which is what makes reading it cheap).
+func ParseIndex(r io.Reader, mirror, suite string, keep func(name string) bool) (*Index, error) {
 	ix := &Index{Mirror: mirror, Suite: suite, pkgs: map[string]*Package{}}
-	for {
-		para, err := pr.Next()
-		if err == io.EOF {
-			break
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 1<<20), 16<<20)
+	var para bytes.Buffer
+	flush := func() error {
+		defer para.Reset()
+		if para.Len() == 0 {
+			return nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("Packages index of %s: %w", suite, err)
+		if keep != nil {
+			first, _, _ := bytes.Cut(para.Bytes(), []byte("\n"))
+			name, ok := bytes.CutPrefix(first, []byte("Package:"))
+			if !ok || !keep(string(bytes.TrimSpace(name))) {
+				return nil
+			}
 		}
-		v := para.Values
-		p := &Package{Name: v["Package"], Version: v["Version"], Architecture: v["Architecture"],
-			Depends: v["Depends"], PreDepends: v["Pre-Depends"], Replaces: v["Replaces"], Conflicts: v["Conflicts"],
-			Filename: v["Filename"], SHA256: strings.ToLower(v["SHA256"]), Mirror: mirror, Suite: suite}
-		if p.Name == "" || p.Filename == "" {
+		return ix.add(para.Bytes())
+	}
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(bytes.TrimSpace(line)) == 0 {
+			if err := flush(); err != nil {
+				return nil, err
+			}
 			continue
 		}
-		p.Source, _, _ = strings.Cut(v["Source"], " ")
-		if p.Source == "" {
-			p.Source = p.Name
-		}
-		if p.Size, err = strconv.ParseInt(v["Size"], 10, 64); err != nil {
-			return nil, fmt.Errorf("Packages index of %s: %s has a bad Size %q", suite, p.Name, v["Size"])
-		}
-		if old, ok := ix.pkgs[p.Name]; !ok || CompareVersions(p.Version, old.Version) > 0 {
-			ix.pkgs[p.Name] = p
-		}
+		para.Write(line)
+		para.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("Packages index of %s: %w", suite, err)
+	}
+	if err := flush(); err != nil {
+		return nil, err
 	}
 	return ix, nil
+}
+
+// add parses one record with the control file parser and keeps it if it
+// is the newest of its package.
+func (ix *Index) add(record []byte) error {
+	pr, err := control.NewParagraphReader(bytes.NewReader(record), nil)
+	if err != nil {
+		return err
+	}
+	para, err := pr.Next()
+	if err != nil {
+		return fmt.Errorf("Packages index of %s: %w", ix.Suite, err)
+	}
+	v := para.Values
+	p := &Package{Name: v["Package"], Version: v["Version"], Architecture: v["Architecture"],
+		Depends: v["Depends"], PreDepends: v["Pre-Depends"], Replaces: v["Replaces"], Conflicts: v["Conflicts"],
+		Filename: v["Filename"], SHA256: strings.ToLower(v["SHA256"]), Mirror: ix.Mirror, Suite: ix.Suite}
+	if p.Name == "" || p.Filename == "" {
+		return nil
+	}
+	p.Source, _, _ = strings.Cut(v["Source"], " ")
+	if p.Source == "" {
+		p.Source = p.Name
+	}
+	if p.Size, err = strconv.ParseInt(v["Size"], 10, 64); err != nil {
+		return fmt.Errorf("Packages index of %s: %s has a bad Size %q", ix.Suite, p.Name, v["Size"])
+	}
+	if old, ok := ix.pkgs[p.Name]; !ok || CompareVersions(p.Version, old.Version) > 0 {
+		ix.pkgs[p.Name] = p
+	}
+	return nil
 }
 
 // Get returns the newest record of a package, or nil.

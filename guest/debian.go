@@ -170,6 +170,13 @@ func suiteLayers(suite, mirror, security string) [][]suiteSpec {
 	return [][]suiteSpec{release(suite)}
 }
 
+// indexKeep says which index records a guest may need: the kernel's
+// packages (metapackages, images, debug packages are all linux-*) and
+// busybox-static; parsing only those keeps reading sid's index cheap.
+func indexKeep(name string) bool {
+	return strings.HasPrefix(name, "linux-") || name == busyboxPackage
+}
+
 // readSources fetches and verifies the release and the Packages index of
 // every suite of the guest.
 func readSources(ctx context.Context, c *archive.Client, g debianGuest, mirror, security string, say func(string, ...any)) (sources, error) {
@@ -193,7 +200,7 @@ func readSources(ctx context.Context, c *archive.Client, g debianGuest, mirror, 
 				say("warning: %s/dists/%s/InRelease was valid until %s; the mirror has not been updated since (or the clock is wrong)",
 					s.mirror, s.suite, r.ValidUntil.Format("2006-01-02 15:04 MST"))
 			}
-			ix, err := c.Packages(ctx, r, "main", g.Arch)
+			ix, err := c.Packages(ctx, r, "main", g.Arch, indexKeep)
 			if errors.Is(err, archive.ErrNotFound) && !s.optional {
 				return nil, fmt.Errorf("%w: %w", ErrUnknownGuest, err)
 			}
