@@ -14,7 +14,9 @@ import (
 // reaches it while it runs. The hook runs in the QMP reader, so the client
 // knows before the cont that caused the event returns. RESUME events of the
 // client's own continues are reported too; they cost the next request one
-// interrupt-and-probe round trip.
+// interrupt-and-probe round trip. STOP events are not reported: by the time
+// one is handled a later RESUME may already have run the VM again, and the
+// client settles a stopped VM correctly anyway (QEMU ignores 0x03 then).
 func (t *Target) trackResumes(mon *qmp.Monitor) {
 	if t.unresume != nil {
 		t.unresume()
