@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kspec/kspec/rsp"
+	"github.com/kspec/kspec/supervisor"
 )
 
 // Holding a failing state: the guest stays stopped where the spec failed and
@@ -63,6 +64,8 @@ type HoldOptions struct {
 type Held struct {
 	// Stop is where kspec sees the guest stopped (the failing vCPU).
 	Stop *Hit
+	// Where describes the stop when there is no Stop (a saved state).
+	Where string
 	// Backtrace is kspec's backtrace at Stop (nil when it could not be
 	// read; BacktraceErr says why).
 	Backtrace    []Frame
@@ -81,7 +84,11 @@ type Held struct {
 // kspec's backtrace and the gdb command.
 func (h Held) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "kspec: holding the guest stopped at %s\n", h.Stop)
+	where := h.Where
+	if h.Stop != nil {
+		where = h.Stop.String()
+	}
+	fmt.Fprintf(&b, "kspec: holding the guest stopped at %s\n", where)
 	switch {
 	case h.BacktraceErr != nil:
 		fmt.Fprintf(&b, "  (no backtrace: %v)\n", h.BacktraceErr)
@@ -172,15 +179,11 @@ func (t *Target) Hold(ctx context.Context, o HoldOptions) (err error) {
 	}
 	held.Limit = o.Limit
 
-	sock := filepath.Join(t.machine.Paths().RunDir, "hold.sock")
-	ln, err := net.Listen("unix", sock)
+	ln, sock, err := listenHold(t.machine.Paths().RunDir)
 	if err != nil {
-		return &HarnessError{Op: "hold: listen for gdb", Err: err}
+		return err
 	}
 	defer ln.Close()
-	if err := os.Chmod(sock, 0o600); err != nil {
-		return &HarnessError{Op: "hold: restrict the hold socket", Err: err}
-	}
 	held.Socket = sock
 	held.GDBCommand = gdbCommand(t.spec.Symbols, sock)
 
@@ -191,24 +194,9 @@ func (t *Target) Hold(ctx context.Context, o HoldOptions) (err error) {
 	defer cancel()
 	o.Announce(held)
 
-	person, err := acceptCtx(hctx, ln)
-	if err != nil {
-		return &HarnessError{Op: "hold: wait for gdb to attach to " + sock, Err: err}
+	if err := handOver(hctx, t.machine, ln, held.Stop.CPU+1); err != nil {
+		return err
 	}
-	defer person.Close()
-	stub, err := t.machine.DialGDB(hctx)
-	if err != nil {
-		return &HarnessError{Op: "hold: connect to QEMU's gdbstub", Err: err}
-	}
-	defer stub.Close()
-	br := bufio.NewReader(stub)
-	thread := held.Stop.CPU + 1
-	for _, p := range []string{"Hg" + strconv.FormatInt(int64(thread), 16), "Hc" + strconv.FormatInt(int64(thread), 16)} {
-		if err := rawExchange(hctx, stub, br, p); err != nil {
-			return &HarnessError{Op: "hold: select the failing vCPU", Err: err}
-		}
-	}
-	relay(hctx, person, stub, br)
 	if ctx.Err() != nil {
 		return &HarnessError{Op: "hold: gdb session", Err: fmt.Errorf("interrupted: %w", ctx.Err())}
 	}
@@ -216,6 +204,44 @@ func (t *Target) Hold(ctx context.Context, o HoldOptions) (err error) {
 		return &HarnessError{Op: "hold: gdb session", Err: fmt.Errorf("cut after the hold limit %s", o.Limit)}
 	}
 	return nil
+}
+
+// handOver accepts one gdb on ln, connects it to m's gdbstub with vCPU
+// thread selected (Hg/Hc), and relays between them until either side ends
+// or ctx does.
+func handOver(ctx context.Context, m *supervisor.Machine, ln net.Listener, thread int) error {
+	person, err := acceptCtx(ctx, ln)
+	if err != nil {
+		return &HarnessError{Op: "hold: wait for gdb to attach to " + ln.Addr().String(), Err: err}
+	}
+	defer person.Close()
+	stub, err := m.DialGDB(ctx)
+	if err != nil {
+		return &HarnessError{Op: "hold: connect to QEMU's gdbstub", Err: err}
+	}
+	defer stub.Close()
+	br := bufio.NewReader(stub)
+	for _, p := range []string{"Hg" + strconv.FormatInt(int64(thread), 16), "Hc" + strconv.FormatInt(int64(thread), 16)} {
+		if err := rawExchange(ctx, stub, br, p); err != nil {
+			return &HarnessError{Op: "hold: select the failing vCPU", Err: err}
+		}
+	}
+	relay(ctx, person, stub, br)
+	return nil
+}
+
+// listenHold makes the hold socket in runDir, for the owner only.
+func listenHold(runDir string) (net.Listener, string, error) {
+	sock := filepath.Join(runDir, "hold.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, "", &HarnessError{Op: "hold: listen for gdb", Err: err}
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return nil, "", &HarnessError{Op: "hold: restrict the hold socket", Err: err}
+	}
+	return ln, sock, nil
 }
 
 // holdStop stops the guest if it runs and describes where the failing

@@ -171,18 +171,41 @@ func VmcoreRequested() bool {
 	return true
 }
 
-// FailureVmcore is a suite's failure hook for vmcores: it writes the core
-// of the failed spec's guest, as it is now, into the spec's log directory
-// (FailureDir) and returns the text of the report entry: where the core
-// is, its size and dump time, how to open it, or why there is none.
-func (t *Target) FailureVmcore(ctx context.Context, specName string) string {
+// FailureEvidence is a suite's failure hook: into the failed spec's log
+// directory (FailureDir) it writes a vmcore of the guest as it is now
+// (unless $KSPEC_VMCORE=0) and a repro bundle with the failing state
+// (unless $KSPEC_REPRO=0; see WriteBundle), and returns the text of the
+// report entry: where they are, the core's size and dump time, how to open
+// and re-run them, or why there is none.
+func (t *Target) FailureEvidence(ctx context.Context, specName string) string {
+	vmcore, repro := VmcoreRequested(), ReproRequested()
+	if !vmcore && !repro {
+		return "none (KSPEC_VMCORE=0 and KSPEC_REPRO=0)"
+	}
 	dir, err := FailureDir(specName)
 	if err != nil {
-		return "no vmcore: " + err.Error()
+		return "no evidence: " + err.Error()
 	}
-	core, err := t.Vmcore(ctx, filepath.Join(dir, "vmcore"))
-	if err != nil {
-		return "no vmcore: " + err.Error()
+	var b strings.Builder
+	fmt.Fprintf(&b, "log directory %s\n", dir)
+	if vmcore {
+		core, err := t.Vmcore(ctx, filepath.Join(dir, "vmcore"))
+		if err != nil {
+			fmt.Fprintf(&b, "no vmcore: %v\n", err)
+		} else {
+			fmt.Fprintf(&b, "vmcore %s\n", core)
+		}
 	}
-	return core.String()
+	if repro {
+		begin := time.Now()
+		bundle, err := t.WriteBundle(ctx, dir, specName, true)
+		switch {
+		case err != nil:
+			fmt.Fprintf(&b, "no repro bundle: %v\n", err)
+		default:
+			fmt.Fprintf(&b, "repro bundle %s (state %d bytes, saved in %s)\n  re-run the spec: kspec repro %s\n  boot into the failing state: kspec repro --state %s\n",
+				filepath.Join(dir, BundleFile), bundle.State.Bytes, time.Since(begin).Round(time.Millisecond), shellQuote(dir), shellQuote(dir))
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
 }

@@ -25,8 +25,9 @@
 //   - on a failed spec, report entries with the console transcript, the
 //     last stop and the registers (also in --junit-report output), and with
 //     KSPEC_HOLD=1 the guest held where it failed for a person's gdb;
-//   - on a failed spec, a vmcore of its guest in its log directory under
-//     $KSPEC_LOGDIR (harness.Target.FailureVmcore; KSPEC_VMCORE=0: none);
+//   - on a failed spec, a vmcore of its guest and a repro bundle with the
+//     failing state in its log directory under $KSPEC_LOGDIR
+//     (harness.Target.FailureEvidence; KSPEC_VMCORE=0, KSPEC_REPRO=0: none);
 //   - a missing QEMU or guest fails loudly with the fix, or skips with
 //     KSPEC_SKIP_MISSING=1.
 //
@@ -167,8 +168,7 @@ func (s *Suite) boot(ctx SpecContext, data []byte) {
 }
 
 // reset restores the baseline before each spec and arranges the failure
-// report, the vmcore (unless KSPEC_VMCORE=0) and, with KSPEC_HOLD=1, the
-// hold.
+// report, the vmcore and repro bundle and, with KSPEC_HOLD=1, the hold.
 func (s *Suite) reset(ctx SpecContext) {
 	t := s.target
 	if t == nil {
@@ -182,10 +182,10 @@ func (s *Suite) reset(ctx SpecContext) {
 			Expect(t.Hold(ctx, harness.HoldOptions{Limit: limit})).To(Succeed())
 		}, NodeTimeout(limit+time.Minute))
 	}
-	if harness.VmcoreRequested() { // after the report entries, before a hold
+	if harness.VmcoreRequested() || harness.ReproRequested() { // after the report entries, before a hold
 		DeferOnFailure(func(ctx SpecContext) {
-			AddReportEntry("kspec vmcore", t.FailureVmcore(ctx, CurrentSpecReport().FullText()), ReportEntryVisibilityFailureOrVerbose)
-		}, NodeTimeout(2*time.Minute))
+			AddReportEntry("kspec evidence", t.FailureEvidence(ctx, CurrentSpecReport().FullText()), ReportEntryVisibilityFailureOrVerbose)
+		}, NodeTimeout(3*time.Minute))
 	}
 	DeferOnFailure(func(ctx SpecContext) { ReportFailure(ctx, t) }, NodeTimeout(30*time.Second))
 }

@@ -121,6 +121,11 @@ type Config struct {
 	// none — watch the console for panics too.
 	PanicDevice bool
 
+	// ScratchFrom, when set, is a qcow2 image (e.g. a saved failing state
+	// with its snapshots) whose copy becomes the scratch drive instead of
+	// an empty one; the image itself is never written.
+	ScratchFrom string
+
 	// VMCoreInfo adds QEMU's vmcoreinfo device, through which a guest
 	// kernel (Linux with its qemu_fw_cfg driver) tells QEMU where its
 	// VMCOREINFO note is; dump-guest-memory then copies the note into the

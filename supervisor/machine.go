@@ -162,7 +162,11 @@ func startOnce(ctx context.Context, cfg Config, qemuPath, imgPath, accel string)
 	}
 	m.args = append([]string{qemuPath}, args...)
 
-	if err := qemuImg(ctx, imgPath, "create", "-q", "-f", "qcow2", p.Scratch, fmt.Sprintf("%dM", cfg.ScratchMiB)); err != nil {
+	if cfg.ScratchFrom != "" {
+		if err := copyFile(cfg.ScratchFrom, p.Scratch); err != nil {
+			return nil, fmt.Errorf("supervisor: scratch drive from %s: %w", cfg.ScratchFrom, err)
+		}
+	} else if err := qemuImg(ctx, imgPath, "create", "-q", "-f", "qcow2", p.Scratch, fmt.Sprintf("%dM", cfg.ScratchMiB)); err != nil {
 		return nil, err
 	}
 	if cfg.Disk != "" {
@@ -629,4 +633,22 @@ func (t *tailFile) Close() error {
 	err := t.f.Close()
 	t.f = nil
 	return err
+}
+
+// copyFile copies src to a new file dst (mode 0600).
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -90,6 +90,8 @@ commands:
   boot [--halted] [guest flags]                     the guest's console on this terminal; prints the gdb command to attach
   nightly [--out DIR] [--guests a,b] [--shard i/n]  prepare the newest guests, run the suites on each, report what changed
   report merge|html DIR...                          combine shard results into one run; (re)render the HTML report
+  repro [--state] [--hold-limit D] DIR             re-run the failed spec of a repro bundle (a failed spec's log directory),
+                                                    holding on failure; --state boots into the saved failing state for gdb
   init [--module PATH] [DIR]                        write a new Ginkgo suite built on the spec kit (kspectest), with a go.mod
                                                     outside a module; its one spec passes on the default guest
 
@@ -121,6 +123,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdReport(ctx, args[1:], stdout, stderr)
 	case "init":
 		err = cmdInit(ctx, args[1:], stdout, stderr)
+	case "repro":
+		err = cmdRepro(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK

@@ -35,6 +35,11 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{"sym missing file", []string{"sym", "--symbols", filepath.Join(dir, "nope"), "do_mkdirat"}, "nope"},
 		{"unknown flag", []string{"probe", "--frob"}, "flag provided but not defined"},
 		{"guest without subcommand", []string{"guest"}, "prepare"},
+		{"repro without a bundle", []string{"repro"}, "give one repro bundle directory"},
+		{"repro of a directory that is no bundle", []string{"repro", dir}, "is not a repro bundle"},
+		{"repro bad hold limit", []string{"repro", "--hold-limit", "0s", dir}, "--hold-limit"},
+		{"probe --vmcore into a missing directory", []string{"probe", "--vmcore", filepath.Join(dir, "no", "core"), "--break", "x", "--run", "true"}, "does not exist"},
+		{"probe bad hold limit", []string{"probe", "--hold", "--hold-limit", "-1s", "--break", "x", "--run", "true"}, "--hold-limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
