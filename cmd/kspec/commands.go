@@ -166,7 +166,7 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if se.StatusKnown {
 			code = clampStatus(se.Status)
 		}
-		return exitError{code: code, err: se}
+		return hf.holdFailure(ctx, t, stderr, exitError{code: code, err: se})
 	}
 	if err != nil {
 		return hf.holdFailure(ctx, t, stderr, err)

@@ -45,7 +45,12 @@ func (h *holdFlags) holdFailure(ctx context.Context, t *harness.Target, stderr i
 	if !h.hold {
 		return failure
 	}
-	fmt.Fprintf(stderr, "kspec: failed: %v\n", failure)
+	msg := failure.Error()
+	var code exitError
+	if errors.As(failure, &code) && msg == "" {
+		msg = fmt.Sprintf("the command exited with status %d", code.code)
+	}
+	fmt.Fprintf(stderr, "kspec: failed: %s\n", msg)
 	if err := h.holdNow(ctx, t, stderr); err != nil {
 		var ee exitError
 		if errors.As(failure, &ee) {
