@@ -179,7 +179,10 @@ func (r *guestRun) runSuite(ctx context.Context, ref, suffix string, specs []rep
 	r.g.Files = append(r.g.Files, junitRel, outRel)
 
 	cmd := exec.CommandContext(ctx, r.su.bin, args...)
-	cmd.Env = childEnv(ref)
+	// A failed spec's evidence (vmcore, repro bundle: harness.FailureEvidence)
+	// goes into the run, beside the guest's logs; the failure's page shows
+	// where (its "kspec evidence" report entry).
+	cmd.Env = append(childEnv(ref), "KSPEC_LOGDIR="+filepath.Join(r.runDir, r.dir, "failures"+suffix))
 	cmd.Dir = r.su.workDir
 	if cmd.Dir == "" {
 		cmd.Dir = filepath.Join(r.runDir, r.dir)
