@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/kspec/kspec/arch"
 )
 
 // KernelRelease reads the release (what `uname -r` prints) from an x86
@@ -124,8 +126,8 @@ func CheckSymbols(kernel, symbols string) error {
 		return fmt.Errorf("symbols %s: %w", symbols, err)
 	}
 	defer f.Close()
-	if f.Machine != elf.EM_X86_64 {
-		return fmt.Errorf("symbols %s is for %v, not x86_64", symbols, f.Machine)
+	if _, err := arch.ForELF(f.Machine); err != nil {
+		return fmt.Errorf("symbols %s is for %v, a CPU kspec does not support: %w", symbols, f.Machine, err)
 	}
 	sec := f.Section(".rodata")
 	if sec == nil || sec.Type == elf.SHT_NOBITS {

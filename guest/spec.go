@@ -41,6 +41,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/kspec/kspec/arch"
 )
 
 // Spec describes one bootable guest. Paths are absolute.
@@ -53,7 +55,8 @@ type Spec struct {
 	Name string `json:"name"`
 	// OS is "linux" or "freebsd" (see ProfileFor).
 	OS string `json:"os"`
-	// Arch is the guest architecture; only "x86_64" is supported.
+	// Arch is the guest's CPU architecture, a name package arch knows
+	// (arch.Names; "x86_64"). Empty means DefaultArch.
 	Arch string `json:"arch"`
 	// Version is the kernel release as `uname -r` prints it in the guest
 	// (e.g. "6.1.0-56-cloud-amd64"); empty if unknown.
@@ -86,7 +89,6 @@ type Spec struct {
 
 // Defaults for specs that leave them out.
 const (
-	DefaultArch      = "x86_64"
 	DefaultMemoryMiB = 256
 	DefaultCPUs      = 1
 	// DefaultPassword is root's password in prepared Debian guests. These
@@ -94,6 +96,18 @@ const (
 	// console; the password exists so that login is a real exchange.
 	DefaultPassword = "kspec-root"
 )
+
+// DefaultArch is the architecture of a guest whose config names none.
+var DefaultArch = arch.Default().Name()
+
+// CPU returns the guest's CPU architecture (DefaultArch when Arch is
+// empty), or an error naming the architectures kspec supports.
+func (s *Spec) CPU() (arch.Arch, error) {
+	if s.Arch == "" {
+		return arch.Default(), nil
+	}
+	return arch.Lookup(s.Arch)
+}
 
 // configFile is the JSON of a guest config file: Spec's keys plus the
 // password itself.
@@ -312,8 +326,8 @@ func (s *Spec) Validate() error {
 	if s.Name == "" || strings.ContainsAny(s.Name, `/\`) || strings.HasPrefix(s.Name, ".") {
 		bad(`name: %q is not a usable guest name (no slashes, no leading dot)`, s.Name)
 	}
-	if s.Arch != DefaultArch {
-		bad(`arch: %q is not supported; only %q guests can be run`, s.Arch, DefaultArch)
+	if _, err := arch.Lookup(s.Arch); err != nil {
+		bad(`arch: %q is not supported; use one of %s`, s.Arch, quoteList(arch.Names()))
 	}
 	file := func(key, path, hint string) {
 		if path == "" {

@@ -8,13 +8,10 @@ import (
 	"fmt"
 )
 
-// argRegisters are the registers of the System V x86_64 calling convention's
-// integer arguments, in order.
-var argRegisters = [...]string{"rdi", "rsi", "rdx", "rcx", "r8", "r9"}
-
 // Arg returns the n-th integer or pointer argument (counting from 0) of the
-// function the hit stopped at, from the System V x86_64 calling convention's
-// registers (rdi, rsi, rdx, rcx, r8, r9) of the hit's vCPU. The values are
+// function the hit stopped at, from the argument registers of the guest
+// architecture's calling convention (arch.Arch.ArgRegisters; x86-64: rdi,
+// rsi, rdx, rcx, r8, r9) of the hit's vCPU. The values are
 // the arguments only at the function's entry, before its code changes them,
 // so the guest must still be stopped at this hit.
 //
@@ -22,6 +19,7 @@ var argRegisters = [...]string{"rdi", "rsi", "rdx", "rcx", "r8", "r9"}
 // struct pt_regs: read the user's arguments from it (see Target.ReadUint64
 // and symbols.Table.Offsetof("pt_regs", "di")).
 func (h *Hit) Arg(ctx context.Context, n int) (uint64, error) {
+	argRegisters := h.t.arch().ArgRegisters()
 	if n < 0 || n >= len(argRegisters) {
 		return 0, fmt.Errorf("%w: argument %d of %s: only the first %d arguments are passed in registers", ErrBadInput, n, h.Function, len(argRegisters))
 	}
@@ -40,7 +38,7 @@ func (h *Hit) Arg(ctx context.Context, n int) (uint64, error) {
 	if err != nil {
 		return 0, t.harnessErr(op, err)
 	}
-	if pc := leUint64(regs["rip"]); pc != h.PC {
+	if pc := leUint64(regs[t.arch().PC()]); pc != h.PC {
 		return 0, &HarnessError{Op: op, Err: fmt.Errorf("the vCPU is no longer at the hit (pc %#x, the hit was at %#x); arguments are only meaningful at the function's entry", pc, h.PC)}
 	}
 	v, ok := regs[argRegisters[n]]

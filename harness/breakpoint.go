@@ -289,7 +289,7 @@ func (t *Target) recordIfBreakpoint(ctx context.Context, stop rsp.StopReply) boo
 			return false
 		}
 	}
-	pc, err := t.gdb.ReadRegister(ctx, "rip")
+	pc, err := t.gdb.ReadRegister(ctx, t.arch().PC())
 	if err != nil {
 		return false
 	}
@@ -384,7 +384,7 @@ func (t *Target) describeCPUs(ctx context.Context) string {
 			fmt.Fprintf(&b, " cpu%d: %v;", th-1, err)
 			continue
 		}
-		pc, err := t.gdb.ReadRegister(ctx, "rip")
+		pc, err := t.gdb.ReadRegister(ctx, t.arch().PC())
 		if err != nil {
 			fmt.Fprintf(&b, " cpu%d: %v;", th-1, err)
 			continue

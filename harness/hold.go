@@ -263,7 +263,7 @@ func (t *Target) holdStop(ctx context.Context) (Held, error) {
 	if stop.Thread <= 0 {
 		stop.Thread = 1
 	}
-	pc, err := t.cpuRegister(ctx, stop.Thread-1, "rip")
+	pc, err := t.cpuRegister(ctx, stop.Thread-1, t.arch().PC())
 	if err != nil {
 		return Held{}, err
 	}

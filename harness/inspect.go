@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kspec/kspec/arch"
+	"github.com/kspec/kspec/arch/amd64"
 	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/kernel/linux"
 	"github.com/kspec/kspec/rsp"
@@ -207,7 +209,7 @@ func (t *Target) stoppedAt(ctx context.Context, h *Hit) error {
 	if err := t.requireStopped(); err != nil {
 		return err
 	}
-	pc, err := t.cpuRegister(ctx, h.CPU, "rip")
+	pc, err := t.cpuRegister(ctx, h.CPU, t.arch().PC())
 	if err != nil {
 		return err
 	}
@@ -239,15 +241,8 @@ func (t *Target) cpuRegister(ctx context.Context, cpu int, name string) (uint64,
 	return v, nil
 }
 
-// x86-64 DWARF register numbers (System V psABI) of the general registers.
-var dwarfRegs = map[string]int{
-	"rax": 0, "rdx": 1, "rcx": 2, "rbx": 3, "rsi": 4, "rdi": 5, "rbp": 6, "rsp": 7,
-	"r8": 8, "r9": 9, "r10": 10, "r11": 11, "r12": 12, "r13": 13, "r14": 14, "r15": 15,
-	"rip": 16,
-}
-
 // generalRegisters reads cpu's general registers with one `g` request and
-// returns them by DWARF number.
+// returns them by DWARF number (the architecture's numbering).
 func (t *Target) generalRegisters(ctx context.Context, cpu int) (map[int]uint64, error) {
 	if err := t.gdb.SelectThread(ctx, cpu+1); err != nil {
 		return nil, fmt.Errorf("select cpu %d: %w", cpu, err)
@@ -257,7 +252,7 @@ func (t *Target) generalRegisters(ctx context.Context, cpu int) (map[int]uint64,
 		return nil, fmt.Errorf("cpu %d registers: %w", cpu, err)
 	}
 	regs := map[int]uint64{}
-	for name, num := range dwarfRegs {
+	for name, num := range t.arch().DWARFRegisters() {
 		if b, ok := raw[name]; ok && len(b) == 8 {
 			regs[num] = binary.LittleEndian.Uint64(b)
 		}
@@ -339,19 +334,19 @@ func (t *Target) backtrace(ctx context.Context, h *Hit) ([]Frame, error) {
 		return nil, err
 	}
 	mem := &blockReader{ctx: ctx, gdb: t.gdb}
-	return unwind(t.syms, h.PC, regs, mem.read)
+	return unwind(t.arch(), t.syms, h.PC, regs, mem.read)
 }
 
 // unwind runs the DWARF unwinder from pc and regs, stepping over one leaf
 // function without call-frame information at the top of the stack.
-func unwind(syms *symbols.Table, pc uint64, regs map[int]uint64, read func(uint64, int) ([]byte, error)) ([]Frame, error) {
+func unwind(a arch.Arch, syms *symbols.Table, pc uint64, regs map[int]uint64, read func(uint64, int) ([]byte, error)) ([]Frame, error) {
 	regFn := func(r int) (uint64, bool) { v, ok := regs[r]; return v, ok }
 	sf, err := syms.Unwind(pc, regFn, read)
 	if err != nil {
 		return nil, err
 	}
 	if len(sf) > 0 && isNoCFI(sf) {
-		if more, ok := unwindLeaf(syms, regs, read); ok {
+		if more, ok := unwindLeaf(a, syms, regs, read); ok {
 			sf[len(sf)-1].StopReason = ""
 			sf = append(sf, more...)
 		}
@@ -383,34 +378,28 @@ func isNoCFI(sf []symbols.Frame) bool {
 	return last.PC == sf[0].PC && strings.Contains(last.StopReason, symbols.ErrNoCFI.Error())
 }
 
-// unwindLeaf treats the innermost frame as a leaf that has pushed nothing:
-// the return address is at the stack pointer. The guess is accepted only if
-// the return address follows a call instruction in kernel text.
-func unwindLeaf(syms *symbols.Table, regs map[int]uint64, read func(uint64, int) ([]byte, error)) ([]symbols.Frame, bool) {
-	sp, ok := regs[7]
+// unwindLeaf treats the innermost frame as a leaf that has set up no frame
+// (the architecture says where its return address is). The guess is
+// accepted only if the return address follows a call instruction in kernel
+// text.
+func unwindLeaf(a arch.Arch, syms *symbols.Table, regs map[int]uint64, read func(uint64, int) ([]byte, error)) ([]symbols.Frame, bool) {
+	ret, caller, ok := a.LeafReturn(regs, read)
 	if !ok {
 		return nil, false
 	}
-	b, err := read(sp, 8)
-	if err != nil || len(b) < 8 {
-		return nil, false
-	}
-	ret := binary.LittleEndian.Uint64(b)
-	if ret < symbols.KernelBoundary {
+	ret = a.CodeAddress(ret)
+	if ret < a.KernelBase() {
 		return nil, false
 	}
 	if _, _, err := syms.SymbolAt(ret); err != nil {
 		return nil, false
 	}
-	code, err := read(ret-7, 7)
-	if err != nil || len(code) < 7 || !followsCall(code) {
+	n := a.CallWindow()
+	code, err := read(ret-uint64(n), n)
+	if err != nil || len(code) < n || !a.FollowsCall(code) {
 		return nil, false
 	}
-	caller := map[int]uint64{}
-	for r, v := range regs {
-		caller[r] = v
-	}
-	caller[7], caller[16] = sp+8, ret
+	caller[a.DWARFPC()] = ret
 	regFn := func(r int) (uint64, bool) { v, ok := caller[r]; return v, ok }
 	sf, err := syms.Unwind(ret, regFn, read)
 	if err != nil || len(sf) == 0 {
@@ -418,7 +407,7 @@ func unwindLeaf(syms *symbols.Table, regs map[int]uint64, read func(uint64, int)
 	}
 	// Unwind took ret for a stop address; the caller's position is the call
 	// instruction before it, as for every other caller frame.
-	n := 0
+	n = 0
 	for n < len(sf) && sf[n].PC == ret {
 		n++
 	}
@@ -431,49 +420,6 @@ func unwindLeaf(syms *symbols.Table, regs map[int]uint64, read func(uint64, int)
 		sf = append(fixed, sf[n:]...)
 	}
 	return sf, true
-}
-
-// followsCall reports whether the 7 bytes before a return address end with
-// an x86 call: call rel32 (e8), or an indirect call (ff /2) whose ModRM
-// and SIB bytes make it end exactly at the return address.
-func followsCall(code []byte) bool {
-	if len(code) != 7 {
-		return false
-	}
-	if code[2] == 0xe8 {
-		return true
-	}
-	for i := 0; i+1 < len(code); i++ {
-		if code[i] == 0xff && (code[i+1]>>3)&7 == 2 && i+indirectCallLen(code[i+1:]) == len(code) {
-			return true
-		}
-	}
-	return false
-}
-
-// indirectCallLen returns the length of an `ff /2` instruction from its
-// ModRM byte (and SIB byte, if any), opcode included.
-func indirectCallLen(b []byte) int {
-	modrm := b[0]
-	mod, rm := modrm>>6, modrm&7
-	n := 2 // opcode and ModRM
-	if mod != 3 && rm == 4 {
-		n++ // SIB
-		if mod == 0 && len(b) > 1 && b[1]&7 == 5 {
-			n += 4 // SIB with no base: disp32
-		}
-	}
-	switch mod {
-	case 0:
-		if rm == 5 {
-			n += 4 // RIP-relative disp32
-		}
-	case 1:
-		n++
-	case 2:
-		n += 4
-	}
-	return n
 }
 
 // Task returns the task that was current on the hit's vCPU (see
@@ -737,7 +683,7 @@ func (f *freebsdTasks) pcpu(env taskEnv, cpu int) (uint64, error) {
 		if cs&3 == 3 {
 			name = "k_gs_base"
 		}
-		if base, err := env.reg(cpu, name); err == nil && base >= symbols.KernelBoundary {
+		if base, err := env.reg(cpu, name); err == nil && base >= amd64.KernelBase {
 			return base, nil
 		} else if err != nil {
 			regErr = err
@@ -1166,7 +1112,7 @@ func (t *Target) forEachOnBreakpoint(ctx context.Context, fn func(th int, pc uin
 		return err
 	}
 	for _, th := range threads {
-		pc, err := t.cpuRegister(ctx, th-1, "rip")
+		pc, err := t.cpuRegister(ctx, th-1, t.arch().PC())
 		if err != nil {
 			return err
 		}
@@ -1209,7 +1155,7 @@ func (t *Target) Step(ctx context.Context, cpu int) (*Hit, error) {
 	if stop.Thread == 0 {
 		stop.Thread = cpu + 1
 	}
-	pc, err := t.cpuRegister(ctx, stop.Thread-1, "rip")
+	pc, err := t.cpuRegister(ctx, stop.Thread-1, t.arch().PC())
 	if err != nil {
 		return nil, t.harnessErr("step", err)
 	}

@@ -344,29 +344,6 @@ func TestDataValues(t *testing.T) {
 	}
 }
 
-func TestFollowsCall(t *testing.T) {
-	for _, tc := range []struct {
-		code []byte
-		want bool
-	}{
-		{[]byte{0x90, 0x90, 0xe8, 1, 2, 3, 4}, true},              // call rel32
-		{[]byte{0x90, 0x90, 0x90, 0x90, 0x90, 0xff, 0xd0}, true},  // call *%rax
-		{[]byte{0x90, 0x90, 0x90, 0x90, 0x41, 0xff, 0xd3}, true},  // call *%r11 (REX: ff at -2)
-		{[]byte{0xff, 0x15, 1, 2, 3, 4, 0x90}, false},             // call *disp32(%rip) ends one byte early
-		{[]byte{0x90, 0xff, 0x15, 1, 2, 3, 4}, true},              // call *disp32(%rip)
-		{[]byte{0x90, 0x90, 0x90, 0x90, 0x90, 0xff, 0xe0}, false}, // jmp *%rax
-		{[]byte{0x90, 0x90, 0x90, 0xff, 0x50, 0x08, 0x90}, false}, // call *8(%rax); nop
-		{[]byte{0x90, 0x90, 0x90, 0x90, 0xff, 0x50, 0x08}, true},  // call *8(%rax)
-		{[]byte{0xff, 0x14, 0x25, 1, 2, 3, 4}, true},              // call *disp32 (SIB, no base)
-		{[]byte{0x90, 0x90, 0x90, 0xff, 0x14, 0xc5, 0x00}, false}, // truncated SIB+disp32
-		{[]byte{0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0xc3}, false}, // ret
-	} {
-		if got := followsCall(tc.code); got != tc.want {
-			t.Errorf("% x: got %v, want %v", tc.code, got, tc.want)
-		}
-	}
-}
-
 func TestIsCharTypes(t *testing.T) {
 	for _, s := range []string{"char [65]", "unsigned char [6]", "const char [4]"} {
 		if !isCharArray(s) {

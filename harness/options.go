@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kspec/kspec/arch"
 	"github.com/kspec/kspec/guest"
 )
 
@@ -26,7 +27,8 @@ type Options struct {
 	Spec *guest.Spec
 	// CacheDir is the guest cache root. Default: $KSPEC_CACHE or the user cache dir.
 	CacheDir string
-	// QEMU is the emulator binary. Default: $KSPEC_QEMU or qemu-system-x86_64.
+	// QEMU is the emulator binary. Default: $KSPEC_QEMU or the guest
+	// architecture's (arch.Arch.QEMU).
 	QEMU string
 	// QEMUData are QEMU's firmware and data directories (-L), for a QEMU
 	// not installed system-wide. Default: $KSPEC_QEMU_DATA (directories
@@ -57,9 +59,6 @@ func (o *Options) withDefaults() Options {
 	}
 	if out.QEMU == "" {
 		out.QEMU = os.Getenv("KSPEC_QEMU")
-	}
-	if out.QEMU == "" {
-		out.QEMU = "qemu-system-x86_64"
 	}
 	if out.QEMUData == nil {
 		out.QEMUData = SplitDirList(os.Getenv("KSPEC_QEMU_DATA"))
@@ -105,14 +104,25 @@ func looksLikePath(s string) bool {
 	return strings.ContainsRune(s, filepath.Separator) || strings.HasSuffix(s, ".json")
 }
 
+// qemuFor returns the emulator binary to run a guest of architecture cpu:
+// qemu when set (Options.QEMU, $KSPEC_QEMU), else the architecture's.
+func qemuFor(qemu string, cpu arch.Arch) string {
+	if qemu != "" {
+		return qemu
+	}
+	return cpu.QEMU()
+}
+
 // CheckQEMU verifies that the emulator binary (and qemu-img, which makes the
 // snapshot scratch drive) can be found, and says how to install them if not.
+// An empty qemu means the default architecture's (arch.Default).
 func CheckQEMU(qemu string) error {
+	a := arch.Default()
 	if qemu == "" {
-		qemu = "qemu-system-x86_64"
+		qemu = a.QEMU()
 	}
 	if _, err := exec.LookPath(qemu); err != nil {
-		return fmt.Errorf("%w: %s not found (%v); install it with: apt-get update && apt-get install -y qemu-system-x86 qemu-utils", ErrMissing, qemu, err)
+		return fmt.Errorf("%w: %s not found (%v); install it with: apt-get update && apt-get install -y %s qemu-utils", ErrMissing, qemu, err, a.QEMUPackage())
 	}
 	if _, err := exec.LookPath("qemu-img"); err != nil {
 		return fmt.Errorf("%w: qemu-img not found (%v); install it with: apt-get update && apt-get install -y qemu-utils", ErrMissing, err)

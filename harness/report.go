@@ -339,11 +339,11 @@ func (t *Target) reportRegisters(ctx context.Context, thread int, stop *rsp.Stop
 		var buf [8]byte
 		copy(buf[:], v)
 		val := binary.LittleEndian.Uint64(buf[:])
-		if reg.Name == "rip" && stopped {
+		if reg.Name == t.arch().PC() && stopped {
 			pc = val
 		}
 		fmt.Fprintf(&b, "%-9s 0x%016x", reg.Name, val)
-		if reg.Name == "rip" && t.syms != nil {
+		if reg.Name == t.arch().PC() && t.syms != nil {
 			if sym, off, err := t.syms.SymbolAt(val); err == nil {
 				fmt.Fprintf(&b, " <%s+%#x>", sym.Name, off)
 			}

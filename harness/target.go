@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kspec/kspec/arch"
 	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/kernel/linux"
 	"github.com/kspec/kspec/qmp"
@@ -28,6 +29,7 @@ type Target struct {
 	opts    Options
 	spec    *guest.Spec
 	profile *guest.Profile
+	cpu     arch.Arch // the guest's CPU architecture (see arch)
 	machine *supervisor.Machine
 	console *guest.Console
 	gdb     *rsp.Client
@@ -62,6 +64,11 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
+	cpu, err := spec.CPU()
+	if err != nil {
+		return nil, fmt.Errorf("%w: guest %s: %w", ErrBadInput, spec.Name, err)
+	}
+	o.QEMU = qemuFor(o.QEMU, cpu)
 	if err := CheckQEMU(o.QEMU); err != nil {
 		return nil, err
 	}
@@ -72,7 +79,7 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: guest %s: %w", ErrBadInput, spec.Name, err)
 	}
-	t := &Target{opts: o, spec: spec, breakpoints: map[uint64]*Breakpoint{}}
+	t := &Target{opts: o, spec: spec, cpu: cpu, breakpoints: map[uint64]*Breakpoint{}}
 	if !o.NoDebugger {
 		if spec.Symbols == "" {
 			return nil, fmt.Errorf("%w: guest %s has no symbol file; give one (symbols in the guest config or --symbols)", ErrBadInput, spec.Name)
@@ -115,6 +122,7 @@ func (t *Target) start(bootCtx context.Context) error {
 	cleanStale(o)
 
 	cfg := supervisor.Config{
+		Arch:        t.arch(),
 		QEMU:        o.QEMU,
 		DataDirs:    o.QEMUData,
 		Kernel:      spec.Kernel,
@@ -446,6 +454,11 @@ func StartMachine(ctx context.Context, opts Options, halted bool) (*supervisor.M
 	if err != nil {
 		return nil, nil, err
 	}
+	cpu, err := spec.CPU()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: guest %s: %w", ErrBadInput, spec.Name, err)
+	}
+	o.QEMU = qemuFor(o.QEMU, cpu)
 	if err := CheckQEMU(o.QEMU); err != nil {
 		return nil, nil, err
 	}
@@ -454,7 +467,7 @@ func StartMachine(ctx context.Context, opts Options, halted bool) (*supervisor.M
 	}
 	cleanStale(o)
 	m, err := supervisor.Start(ctx, supervisor.Config{
-		QEMU: o.QEMU, DataDirs: o.QEMUData, Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Disk: spec.Disk,
+		Arch: cpu, QEMU: o.QEMU, DataDirs: o.QEMUData, Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Disk: spec.Disk,
 		MemoryMiB: firstNonZero(o.MemoryMiB, spec.MemoryMiB), CPUs: firstNonZero(o.CPUs, spec.CPUs),
 		Accel: o.Accel, AccelCache: accelCache(o), PanicDevice: true, VMCoreInfo: true,
 	})
@@ -483,4 +496,13 @@ func cleanStale(o Options) {
 	if err != nil {
 		o.Logf("cleaning stale run directories: %v", err)
 	}
+}
+
+// arch returns the guest's CPU architecture (the default one for a Target
+// that was not booted, as in tests).
+func (t *Target) arch() arch.Arch {
+	if t == nil || t.cpu == nil {
+		return arch.Default()
+	}
+	return t.cpu
 }

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/kspec/kspec/arch"
 )
 
 // Block node names and chardev ids that BuildArgs gives QEMU.
@@ -34,8 +36,11 @@ const (
 // sensible default; only a boot source (Kernel, Disk or FirmwareOnly) is
 // required.
 type Config struct {
+	// Arch is the guest's CPU architecture; it gives the defaults of QEMU
+	// and Machine. Default arch.Default().
+	Arch arch.Arch
 	// QEMU is the system emulator binary, a name looked up on $PATH or a
-	// path. Default "qemu-system-x86_64". (The harness maps KSPEC_QEMU
+	// path. Default: Arch's (arch.Arch.QEMU). (The harness maps KSPEC_QEMU
 	// onto it; this package reads no environment.)
 	QEMU string
 	// QEMUImg is the qemu-img binary used to create the scratch drive and
@@ -77,7 +82,8 @@ type Config struct {
 	// firmware runs and finds nothing to boot. For tests and probes.
 	FirmwareOnly bool
 
-	// Machine is the -machine value. Default: QEMU's ("pc" on x86_64).
+	// Machine is the -machine value. Default: Arch's (arch.Arch.Machine;
+	// empty leaves QEMU's, "pc" on x86_64).
 	Machine string
 	// CPU is the -cpu model. Default: "host" under KVM, QEMU's default
 	// (qemu64) under TCG.
@@ -200,8 +206,14 @@ func PathsIn(runDir string) Paths {
 
 // withDefaults fills in zero values.
 func (c Config) withDefaults() Config {
+	if c.Arch == nil {
+		c.Arch = arch.Default()
+	}
 	if c.QEMU == "" {
-		c.QEMU = "qemu-system-x86_64"
+		c.QEMU = c.Arch.QEMU()
+	}
+	if c.Machine == "" {
+		c.Machine = c.Arch.Machine()
 	}
 	if c.QEMUImg == "" {
 		c.QEMUImg = "qemu-img"

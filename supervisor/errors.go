@@ -10,7 +10,7 @@ import (
 var ErrQEMUExited = errors.New("supervisor: qemu exited")
 
 // ErrQEMUNotFound is wrapped by the error of Start (and ProbeKVM's verdict)
-// when qemu-system-x86_64 or qemu-img is missing.
+// when the QEMU system emulator or qemu-img is missing.
 var ErrQEMUNotFound = errors.New("supervisor: qemu not found")
 
 // ExitError describes a QEMU process that exited on its own: during Start

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kspec/kspec/arch"
 )
 
 // KVM ioctls (linux/kvm.h).
@@ -59,7 +61,8 @@ var probeMarkers = []string{"Linux version", "Command line:"}
 // ctx ends) and reports whether the kernel proper printed anything ("Linux
 // version" or "Command line:"). Under nested virtualisation KVM can pass
 // KVMUsable and still hang the guest right after the decompressor; this
-// catches that. qemu "" means "qemu-system-x86_64". A working KVM answers
+// catches that. qemu "" means the default architecture's QEMU
+// (arch.Default). A working KVM answers
 // in well under a second; a hang costs the full timeout, so callers should
 // cache the verdict (per host, QEMU and kernel).
 func ProbeKVM(ctx context.Context, qemu, kernel string) (bool, string) {
@@ -72,11 +75,11 @@ func probeKVM(ctx context.Context, usable func() (bool, string), qemu, kernel st
 		return false, "KVM not usable: " + why
 	}
 	if qemu == "" {
-		qemu = "qemu-system-x86_64"
+		qemu = arch.Default().QEMU()
 	}
 	qemuPath, err := exec.LookPath(qemu)
 	if err != nil {
-		return false, notFound(qemu, "qemu-system-x86", err).Error()
+		return false, notFound(qemu, arch.Default().QEMUPackage(), err).Error()
 	}
 	if _, err := os.Stat(kernel); err != nil {
 		return false, fmt.Sprintf("kernel: %v", err)

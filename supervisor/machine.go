@@ -76,7 +76,7 @@ func Start(ctx context.Context, cfg Config) (_ *Machine, err error) {
 	cfg = cfg.withDefaults()
 	qemuPath, err := exec.LookPath(cfg.QEMU)
 	if err != nil {
-		return nil, notFound(cfg.QEMU, "qemu-system-x86", err)
+		return nil, notFound(cfg.QEMU, cfg.Arch.QEMUPackage(), err)
 	}
 	imgPath, err := exec.LookPath(cfg.QEMUImg)
 	if err != nil && cfg.QEMUImg != "qemu-img" {

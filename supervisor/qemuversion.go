@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/kspec/kspec/arch"
 )
 
 // DataDirs returns the firmware and data directories of a QEMU that is not
@@ -47,7 +49,7 @@ func DataDirs(qemu string) []string {
 	return dirs
 }
 
-// Version is a QEMU version as `qemu-system-x86_64 --version` or QMP's
+// Version is a QEMU version as `qemu-system-* --version` or QMP's
 // query-version reports it.
 type Version struct {
 	Major, Minor, Micro int
@@ -72,7 +74,7 @@ func (v Version) AtLeast(major, minor int) bool {
 
 var versionLine = regexp.MustCompile(`(?:^|version )(\d+)\.(\d+)(?:\.(\d+))?(?:[^ (\n]*)?(?: \(([^)\n]*)\))?`)
 
-// ParseVersion parses the first line of `qemu-system-x86_64 --version`,
+// ParseVersion parses the first line of `qemu-system-* --version`,
 // e.g. "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)",
 // or a bare version such as QMP's "10.0.2".
 func ParseVersion(out string) (Version, error) {
@@ -91,11 +93,11 @@ func ParseVersion(out string) (Version, error) {
 }
 
 // QEMUVersion runs `qemu --version` and parses it. qemu is a name on $PATH
-// or a path ("" means qemu-system-x86_64). For the nightly report and
+// or a path ("" means the default architecture's, arch.Default). For the nightly report and
 // `kspec boot`; a running Machine's version is Machine.QMP().Version().
 func QEMUVersion(ctx context.Context, qemu string) (Version, error) {
 	if qemu == "" {
-		qemu = "qemu-system-x86_64"
+		qemu = arch.Default().QEMU()
 	}
 	out, err := exec.CommandContext(ctx, qemu, "--version").Output()
 	if err != nil {

@@ -12,8 +12,9 @@ import (
 // ErrNoCFI reports an address without call-frame information.
 var ErrNoCFI = errors.New("no call-frame information")
 
-// numRegs bounds the DWARF register numbers the unwinder tracks (x86-64
-// uses 0-16 for the integer registers and the return address).
+// numRegs bounds the DWARF register numbers the unwinder tracks (enough
+// for the integer registers and return-address column of every
+// architecture in package arch).
 const numRegs = 33
 
 // cie is a decoded Common Information Entry.

@@ -1,21 +1,17 @@
 package symbols
 
 import (
-	"debug/elf"
 	"errors"
 	"fmt"
-)
 
-// KernelBoundary is the lowest x86-64 kernel address: Unwind stops when a
-// return address falls below it (the user/kernel boundary).
-const KernelBoundary = 0xffff800000000000
+	"github.com/kspec/kspec/arch"
+)
 
 // maxFrames bounds the physical frames Unwind follows.
 const maxFrames = 128
 
-// RegSet holds register values by DWARF register number (x86-64: 0 rax,
-// 1 rdx, 2 rcx, 3 rbx, 4 rsi, 5 rdi, 6 rbp, 7 rsp, 8-15 r8-r15, 16 the
-// return address / rip).
+// RegSet holds register values by DWARF register number (the numbering of
+// the kernel's architecture: arch.Arch.DWARFRegisters).
 type RegSet struct {
 	val   [numRegs]uint64
 	valid uint64
@@ -78,23 +74,21 @@ func (f Frame) String() string {
 	return s
 }
 
-// arch describes the registers the unwinder needs.
-type arch struct {
+// frameRegs describes the registers the unwinder needs.
+type frameRegs struct {
 	sp       int    // DWARF number of the stack pointer
 	pc       int    // DWARF number of the program counter
 	boundary uint64 // lowest kernel address (0: no boundary)
 }
 
-func (t *Table) arch() arch {
-	switch t.elf.Machine {
-	case elf.EM_X86_64:
-		return arch{sp: 7, pc: 16, boundary: KernelBoundary}
-	case elf.EM_AARCH64:
-		return arch{sp: 31, pc: 32, boundary: 0xffff000000000000}
-	case elf.EM_386:
-		return arch{sp: 4, pc: 8}
+// frameRegs returns the unwinder's registers of the file's architecture
+// (package arch, found by the ELF machine).
+func (t *Table) frameRegs() (frameRegs, error) {
+	a, err := arch.ForELF(t.elf.Machine)
+	if err != nil {
+		return frameRegs{}, fmt.Errorf("symbols: unwind %s: %w", t.path, err)
 	}
-	return arch{sp: 7, pc: 16}
+	return frameRegs{sp: a.DWARFSP(), pc: a.DWARFPC(), boundary: a.KernelBase()}, nil
 }
 
 // Unwind produces the backtrace of a stopped kernel thread. pc is the
@@ -102,7 +96,7 @@ func (t *Table) arch() arch {
 // number; readMem reads target memory (the stack). Unwinding uses the
 // .debug_frame call-frame information and expands inlined calls from
 // DW_TAG_inlined_subroutine. It stops when a return address is below the
-// user/kernel boundary (KernelBoundary on x86-64), at the end of the
+// user/kernel boundary (arch.Arch.KernelBase), at the end of the
 // stack, or when a frame cannot be unwound; the last frame's StopReason
 // then says why.
 func (t *Table) Unwind(pc uint64, regs func(dwarfReg int) (uint64, bool), readMem func(addr uint64, n int) ([]byte, error)) ([]Frame, error) {
@@ -110,7 +104,10 @@ func (t *Table) Unwind(pc uint64, regs func(dwarfReg int) (uint64, bool), readMe
 		return nil, err
 	}
 	defer t.mu.RUnlock()
-	a := t.arch()
+	a, err := t.frameRegs()
+	if err != nil {
+		return nil, err
+	}
 	var cur RegSet
 	for r := range numRegs {
 		if regs == nil {
@@ -171,10 +168,14 @@ func (t *Table) UnwindStep(pc uint64, regs RegSet, readMem func(addr uint64, n i
 		return RegSet{}, 0, err
 	}
 	defer t.mu.RUnlock()
-	return t.unwindStep(pc, &regs, readMem, t.arch())
+	a, err := t.frameRegs()
+	if err != nil {
+		return RegSet{}, 0, err
+	}
+	return t.unwindStep(pc, &regs, readMem, a)
 }
 
-func (t *Table) unwindStep(pc uint64, cur *RegSet, readMem func(uint64, int) ([]byte, error), a arch) (RegSet, uint64, error) {
+func (t *Table) unwindStep(pc uint64, cur *RegSet, readMem func(uint64, int) ([]byte, error), a frameRegs) (RegSet, uint64, error) {
 	f, err := t.findFDE(pc)
 	if err != nil {
 		return RegSet{}, 0, err

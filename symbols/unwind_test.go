@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/kspec/kspec/arch/amd64"
 )
 
 // unwindSample is a stop recorded with gdb in a QEMU guest: registers, the
@@ -26,9 +28,8 @@ type unwindSample struct {
 	} `json:"frames"`
 }
 
-// x86-64 DWARF register numbers by gdb name.
-var dwarfRegs = map[string]int{"rax": 0, "rdx": 1, "rcx": 2, "rbx": 3, "rsi": 4, "rdi": 5, "rbp": 6, "rsp": 7,
-	"r8": 8, "r9": 9, "r10": 10, "r11": 11, "r12": 12, "r13": 13, "r14": 14, "r15": 15, "rip": 16}
+// The samples are x86-64 stops: DWARF register numbers by gdb name.
+var dwarfRegs = amd64.Arch{}.DWARFRegisters()
 
 func TestUnwindRecorded(t *testing.T) {
 	files, _ := filepath.Glob("testdata/unwind/*.json")

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kspec/kspec/arch"
 	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/harness"
 )
@@ -25,7 +26,7 @@ type guestFlags struct {
 func (g *guestFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.guest, "guest", "", "prepared guest name or guest config file (default $KSPEC_GUEST or "+harness.DefaultGuest+")")
 	fs.StringVar(&g.cache, "cache", "", "guest cache directory (default $KSPEC_CACHE or ~/.cache/kspec)")
-	fs.StringVar(&g.qemu, "qemu", "", "QEMU binary (default $KSPEC_QEMU or qemu-system-x86_64)")
+	fs.StringVar(&g.qemu, "qemu", "", "QEMU binary (default $KSPEC_QEMU or "+arch.Default().QEMU()+")")
 	fs.StringVar(&g.qemuData, "qemu-data", "", "QEMU firmware/data directories (-L), ':'-separated (default $KSPEC_QEMU_DATA, else share/seabios and share/qemu beside --qemu)")
 	fs.StringVar(&g.accel, "accel", "", "accelerator: auto, kvm or tcg (default $KSPEC_ACCEL or auto)")
 	fs.StringVar(&g.kernel, "kernel", "", "boot this kernel image instead of a prepared guest's")
@@ -204,7 +205,7 @@ func (g *guestFlags) describedSpec() (*guest.Spec, error) {
 	spec := &guest.Spec{
 		Name:         "custom",
 		OS:           osName,
-		Arch:         "x86_64",
+		Arch:         guest.DefaultArch,
 		Kernel:       absOrEmpty(g.kernel),
 		Symbols:      absOrEmpty(g.symbols),
 		Initrd:       absOrEmpty(g.initrd),
