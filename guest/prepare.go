@@ -19,6 +19,7 @@ import (
 
 	"github.com/kspec/kspec/archive"
 	"github.com/kspec/kspec/guest/initramfs"
+	"github.com/kspec/kspec/kernel/linux"
 )
 
 // PrepareOptions tunes Prepare. The zero value is ready to use.
@@ -363,7 +364,7 @@ func (b *builder) build() (*Manifest, error) {
 	spec := Spec{
 		Name: b.guest.Name, OS: OSLinux, Arch: DefaultArch, Version: r.ABI,
 		Kernel: FileKernel, Symbols: FileSymbols, Initrd: FileInitrd,
-		Append: profiles[OSLinux].DefaultAppend, User: "root", PasswordFile: FilePassword,
+		Append: linux.DefaultAppend, User: "root", PasswordFile: FilePassword,
 		MemoryMiB: DefaultMemoryMiB, CPUs: DefaultCPUs, Hostname: "kspec",
 	}
 	if err := writeJSON(filepath.Join(b.dir, FileSpec), spec); err != nil {

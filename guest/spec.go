@@ -180,10 +180,11 @@ func LoadConfig(path string) (*Spec, error) {
 		return nil, fmt.Errorf("guest config %s: %w", abs, err)
 	}
 	// Symbols from another build put breakpoints in the wrong places: check
-	// a Linux bzImage against its vmlinux (cheap: only the banner is read).
-	if spec.OS == OSLinux && spec.Kernel != "" {
-		if _, err := KernelRelease(spec.Kernel); err == nil {
-			if err := CheckSymbols(spec.Kernel, spec.Symbols); err != nil {
+	// a kernel image against its symbols as the OS can (Linux: a bzImage
+	// against its vmlinux; cheap, only the banner is read).
+	if o, err := OSFor(spec.OS); err == nil && spec.Kernel != "" {
+		if _, err := o.KernelRelease(spec.Kernel); err == nil {
+			if err := o.CheckSymbolFile(spec.Kernel, spec.Symbols); err != nil {
 				return nil, fmt.Errorf("guest config %s: symbols: %w", abs, err)
 			}
 		}
@@ -284,10 +285,11 @@ func (s *Spec) fillDefaults(defaultAppend bool) error {
 	if s.OS == "" {
 		return fmt.Errorf(`os: missing; set "os" to one of %s`, quoteList(KnownOSes()))
 	}
-	p, err := ProfileFor(s.OS)
+	o, err := OSFor(s.OS)
 	if err != nil {
 		return fmt.Errorf(`os: %q is not supported; set "os" to one of %s`, s.OS, quoteList(KnownOSes()))
 	}
+	p := o.Profile()
 	if s.Arch == "" {
 		s.Arch = DefaultArch
 	}
@@ -303,8 +305,8 @@ func (s *Spec) fillDefaults(defaultAppend bool) error {
 	if defaultAppend && s.Kernel != "" {
 		s.Append = p.DefaultAppend
 	}
-	if s.OS == OSLinux && s.Kernel != "" && s.Version == "" {
-		if rel, err := KernelRelease(s.Kernel); err == nil {
+	if s.Kernel != "" && s.Version == "" {
+		if rel, err := o.KernelRelease(s.Kernel); err == nil {
 			s.Version = rel
 		}
 	}
@@ -319,7 +321,7 @@ func (s *Spec) fillDefaults(defaultAppend bool) error {
 func (s *Spec) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	p, err := ProfileFor(s.OS)
+	o, err := OSFor(s.OS)
 	if err != nil {
 		bad(`os: %q is not supported; use one of %s`, s.OS, quoteList(KnownOSes()))
 	}
@@ -341,8 +343,8 @@ func (s *Spec) Validate() error {
 		}
 	}
 	symHint := ""
-	if p != nil {
-		symHint = fmt.Sprintf(" (copy the guest's %s out of its image)", p.DefaultSymbols)
+	if o != nil {
+		symHint = fmt.Sprintf(" (copy the guest's %s out of its image)", o.Profile().DefaultSymbols)
 	}
 	if s.Symbols == "" {
 		bad(`symbols: missing; set "symbols" to the kernel's debug ELF%s`, symHint)
@@ -352,17 +354,9 @@ func (s *Spec) Validate() error {
 	file("initrd", s.Initrd, "")
 	file("disk", s.Disk, "")
 	file("password_file", s.PasswordFile, "")
-	switch s.OS {
-	case OSLinux:
-		if s.Kernel == "" && s.Disk == "" {
-			bad(`kernel: missing; a Linux guest needs "kernel" (a bzImage, with "initrd" or "disk") or a bootable "disk"`)
-		}
-	case OSFreeBSD:
-		if s.Disk == "" {
-			bad(`disk: missing; a FreeBSD guest boots from its disk image (with console="comconsole" in /boot/loader.conf): set "disk"`)
-		}
-		if s.Kernel != "" {
-			bad(`kernel: FreeBSD guests boot through their disk image's loader; remove "kernel"`)
+	if o != nil {
+		for _, msg := range o.CheckBoot(s.Kernel, s.Initrd, s.Disk) {
+			bad("%s", msg)
 		}
 	}
 	if s.Kernel == "" && s.Initrd != "" {

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/kspec/kspec/arch"
-	"github.com/kspec/kspec/arch/amd64"
-	"github.com/kspec/kspec/guest"
-	"github.com/kspec/kspec/kernel/linux"
+	"github.com/kspec/kspec/kernel"
 	"github.com/kspec/kspec/rsp"
 	"github.com/kspec/kspec/symbols"
 )
@@ -27,31 +25,10 @@ import (
 // line of gdb's bt by its String method.
 type Frame = symbols.Frame
 
-// Task is the kernel's current task on a stopped vCPU: on Linux the
-// task_struct that `current` names, on FreeBSD curthread and its process.
-type Task struct {
-	// Addr is the address of the task_struct (Linux) or struct thread
-	// (FreeBSD).
-	Addr uint64
-	// Comm is the task's command name (task_struct.comm; FreeBSD
-	// proc.p_comm).
-	Comm string
-	// PID is the process ID as getpid() in the process returns it
-	// (Linux task_struct.tgid; FreeBSD proc.p_pid).
-	PID int
-	// TID is the thread ID (Linux task_struct.pid, which the kernel calls
-	// the pid; FreeBSD thread.td_tid). It equals PID for a process's main
-	// thread.
-	TID int
-}
-
-// String formats the task like "mkdir[123]".
-func (k Task) String() string {
-	if k.TID != 0 && k.TID != k.PID {
-		return fmt.Sprintf("%s[%d/%d]", k.Comm, k.PID, k.TID)
-	}
-	return fmt.Sprintf("%s[%d]", k.Comm, k.PID)
-}
+// Task is the kernel's current task on a stopped vCPU (see kernel.Task):
+// on Linux the task_struct that `current` names, on FreeBSD curthread and
+// its process.
+type Task = kernel.Task
 
 // Data is the value of an expression read from the guest's memory.
 type Data struct {
@@ -156,8 +133,8 @@ type inspector struct {
 	frames map[*Hit][]Frame
 	tasks  map[*Hit]Task
 	order  []*Hit // oldest first, for bounding the caches
-	// layout caches the task layout of the guest OS (nil until first use).
-	layout taskLayout
+	// layout caches the guest OS's task finder (nil until first use).
+	layout kernel.TaskFinder
 }
 
 // maxCachedHits bounds the per-hit caches.
@@ -334,12 +311,15 @@ func (t *Target) backtrace(ctx context.Context, h *Hit) ([]Frame, error) {
 		return nil, err
 	}
 	mem := &blockReader{ctx: ctx, gdb: t.gdb}
-	return unwind(t.arch(), t.syms, h.PC, regs, mem.read)
+	a := t.arch()
+	entry := func(fn string) bool { return t.os.EntryFunction(fn, a) }
+	return unwind(a, entry, t.syms, h.PC, regs, mem.read)
 }
 
 // unwind runs the DWARF unwinder from pc and regs, stepping over one leaf
-// function without call-frame information at the top of the stack.
-func unwind(a arch.Arch, syms *symbols.Table, pc uint64, regs map[int]uint64, read func(uint64, int) ([]byte, error)) ([]Frame, error) {
+// function without call-frame information at the top of the stack. entry
+// reports whether a function is a kernel entry point (the OS's).
+func unwind(a arch.Arch, entry func(fn string) bool, syms *symbols.Table, pc uint64, regs map[int]uint64, read func(uint64, int) ([]byte, error)) ([]Frame, error) {
 	regFn := func(r int) (uint64, bool) { v, ok := regs[r]; return v, ok }
 	sf, err := syms.Unwind(pc, regFn, read)
 	if err != nil {
@@ -355,20 +335,10 @@ func unwind(a arch.Arch, syms *symbols.Table, pc uint64, regs map[int]uint64, re
 	// The kernel's entry code is assembler without call-frame information;
 	// below it are the user registers (pt_regs), not a caller. Ending there
 	// is the user/kernel boundary, not a failure.
-	if last := &frames[len(frames)-1]; len(sf) > 1 && isEntry(last.Function) && strings.Contains(last.StopReason, symbols.ErrNoCFI.Error()) {
+	if last := &frames[len(frames)-1]; len(sf) > 1 && entry(last.Function) && strings.Contains(last.StopReason, symbols.ErrNoCFI.Error()) {
 		last.StopReason = ""
 	}
 	return frames, nil
-}
-
-// isEntry reports whether fn is where a task enters the kernel from user
-// space (a system call) or starts running (a new task).
-func isEntry(fn string) bool {
-	switch fn {
-	case "entry_SYSCALL_64", "entry_SYSCALL_compat", "entry_SYSENTER_compat", "entry_INT80_compat", "ret_from_fork":
-		return true
-	}
-	return false
 }
 
 // isNoCFI reports whether the unwinder stopped in the innermost physical
@@ -455,13 +425,14 @@ func (h *Hit) PID(ctx context.Context) (int, error) {
 	return task.PID, err
 }
 
-// CurrentTask returns the task running on vCPU cpu of a stopped guest.
-// Linux: the per-CPU variable current_task (pcpu_hot.current_task from
-// Linux 6.2 to 6.14; see linux.CurrentTaskVariables) at its symbol plus
-// __per_cpu_offset[cpu], then
-// task_struct's comm, pid and tgid. FreeBSD: curthread, the first member of
-// the struct pcpu that %gs points to in kernel mode, then td_tid, td_proc,
-// p_comm and p_pid. Every offset comes from the kernel's DWARF.
+// CurrentTask returns the task running on vCPU cpu of a stopped guest, as
+// the guest OS's package finds it (kernel.OS.NewTaskFinder). Linux: the
+// per-CPU variable current_task (pcpu_hot.current_task from Linux 6.2 to
+// 6.14; see linux.CurrentTaskVariables) at its symbol plus
+// __per_cpu_offset[cpu], then task_struct's comm, pid and tgid. FreeBSD: curthread, the first
+// member of the struct pcpu that the kernel GS base points to on amd64, then
+// td_tid, td_proc, p_comm and p_pid. Every offset comes from the kernel's
+// DWARF.
 func (t *Target) CurrentTask(ctx context.Context, cpu int) (Task, error) {
 	if err := t.requireStopped(); err != nil {
 		return Task{}, t.harnessErr("current task", err)
@@ -472,278 +443,46 @@ func (t *Target) CurrentTask(ctx context.Context, cpu int) (Task, error) {
 	t.insp.mu.Unlock()
 	if layout == nil {
 		var err error
-		if layout, err = newTaskLayout(t.spec.OS, env); err != nil {
+		if layout, err = t.os.NewTaskFinder(env); err != nil {
 			return Task{}, &HarnessError{Op: "current task", Err: err}
 		}
 		t.insp.mu.Lock()
 		t.insp.layout = layout
 		t.insp.mu.Unlock()
 	}
-	task, err := layout.current(env, cpu)
+	task, err := layout.Current(env, cpu)
 	if err != nil {
 		return Task{}, t.harnessErr(fmt.Sprintf("current task of cpu %d", cpu), err)
 	}
 	return task, nil
 }
 
-// taskEnv is what finding the current task needs from a stopped target;
-// tests supply DWARF-shaped fakes.
-type taskEnv interface {
-	// expr evaluates a static expression (symbols.Table.Expr).
-	expr(e string) (symbols.Value, error)
-	// offsetof locates a struct member (symbols.Table.Offsetof).
-	offsetof(typ, member string) (symbols.Value, error)
-	// read reads guest memory.
-	read(addr uint64, n int) ([]byte, error)
-	// reg reads a register of a vCPU.
-	reg(cpu int, name string) (uint64, error)
-	// kernelVersion is the running kernel's version (zero if unknown).
-	kernelVersion() linux.Version
-}
-
+// targetEnv is the stopped Target as the OS package's task finder sees
+// it (kernel.Env).
 type targetEnv struct {
 	t   *Target
 	ctx context.Context
 }
 
-func (e *targetEnv) expr(s string) (symbols.Value, error) { return e.t.syms.Expr(s) }
-func (e *targetEnv) offsetof(typ, m string) (symbols.Value, error) {
+func (e *targetEnv) Expr(s string) (symbols.Value, error) { return e.t.syms.Expr(s) }
+func (e *targetEnv) Offsetof(typ, m string) (symbols.Value, error) {
 	return e.t.syms.Offsetof(typ, m)
 }
-func (e *targetEnv) read(addr uint64, n int) ([]byte, error) {
+func (e *targetEnv) Read(addr uint64, n int) ([]byte, error) {
 	return e.t.gdb.ReadMemory(e.ctx, addr, n)
 }
-func (e *targetEnv) kernelVersion() linux.Version { return e.t.KernelVersion() }
-func (e *targetEnv) reg(cpu int, name string) (uint64, error) {
+func (e *targetEnv) Reg(cpu int, name string) (uint64, error) {
 	return e.t.cpuRegister(e.ctx, cpu, name)
 }
-
-// taskLayout finds the current task of one guest OS.
-type taskLayout interface {
-	current(env taskEnv, cpu int) (Task, error)
+func (e *targetEnv) Arch() arch.Arch { return e.t.arch() }
+func (e *targetEnv) Release() string {
+	if v := e.t.KernelVersion(); !v.IsZero() {
+		return v.String()
+	}
+	return e.t.spec.Version
 }
 
-// newTaskLayout resolves the symbols and struct offsets the OS needs once.
-func newTaskLayout(osName string, env taskEnv) (taskLayout, error) {
-	switch osName {
-	case guest.OSLinux, "":
-		return newLinuxTasks(env)
-	case guest.OSFreeBSD:
-		return newFreeBSDTasks(env)
-	}
-	return nil, fmt.Errorf("finding the current task of a %s guest is not supported", osName)
-}
-
-// member is a resolved struct member: offset and size.
-type member struct{ off, size uint64 }
-
-func resolveMember(env taskEnv, typ, name string) (member, error) {
-	v, err := env.offsetof(typ, name)
-	if err != nil {
-		return member{}, fmt.Errorf("offsetof(%s, %s): %w", typ, name, err)
-	}
-	return member{off: v.Addr, size: v.Size}, nil
-}
-
-// linuxTasks finds `current` on Linux x86-64.
-type linuxTasks struct {
-	currentSym uint64 // the per-CPU variable's symbol value
-	perCPU     uint64 // &__per_cpu_offset[0], 0 for a uniprocessor kernel
-	comm       member
-	pid, tgid  member
-	currentVar string
-}
-
-func newLinuxTasks(env taskEnv) (*linuxTasks, error) {
-	l := &linuxTasks{}
-	var firstErr error
-	candidates := linux.CurrentTaskVariables(env.kernelVersion())
-	for _, name := range candidates {
-		v, err := env.expr(name)
-		if err == nil {
-			l.currentSym, l.currentVar = v.Addr, name
-			break
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	if l.currentVar == "" {
-		return nil, fmt.Errorf("the kernel has none of %s: %w", strings.Join(candidates, ", "), firstErr)
-	}
-	if v, err := env.expr(linux.PerCPUOffsets); err == nil {
-		l.perCPU = v.Addr
-	}
-	var err error
-	if l.comm, err = resolveMember(env, "struct task_struct", "comm"); err != nil {
-		return nil, err
-	}
-	if l.pid, err = resolveMember(env, "struct task_struct", "pid"); err != nil {
-		return nil, err
-	}
-	if l.tgid, err = resolveMember(env, "struct task_struct", "tgid"); err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
-func (l *linuxTasks) current(env taskEnv, cpu int) (Task, error) {
-	// Up to Linux 6.14 a per-CPU variable's symbol is its offset in the
-	// per-CPU area (x86-64 SMP links that area at 0) and
-	// __per_cpu_offset[cpu] is where cpu's copy starts (the kernel's GS
-	// base); from 6.15 the symbol is its address in .data..percpu and the
-	// offset is the distance to cpu's copy, usually "negative". Both are
-	// symbol + offset in wrapping 64-bit arithmetic.
-	addr := l.currentSym
-	if l.perCPU != 0 {
-		off, err := readUint(env, l.perCPU+8*uint64(cpu), 8)
-		if err != nil {
-			return Task{}, fmt.Errorf("__per_cpu_offset[%d]: %w", cpu, err)
-		}
-		addr += off
-	}
-	taskAddr, err := readUint(env, addr, 8)
-	if err != nil {
-		return Task{}, fmt.Errorf("%s of cpu %d at %#x: %w", l.currentVar, cpu, addr, err)
-	}
-	if taskAddr == 0 {
-		return Task{}, fmt.Errorf("%s of cpu %d is NULL (the kernel is still booting?)", l.currentVar, cpu)
-	}
-	return readTask(env, taskAddr, taskAddr, l.comm, l.tgid, l.pid, "task_struct")
-}
-
-// freebsdTasks finds curthread on FreeBSD amd64.
-type freebsdTasks struct {
-	curthread   uint64 // offsetof(struct pcpu, pc_curthread)
-	pcpuArray   uint64 // &cpuid_to_pcpu[0], 0 if absent
-	tdProc      member
-	tdTid       member
-	pComm, pPid member
-}
-
-func newFreeBSDTasks(env taskEnv) (*freebsdTasks, error) {
-	f := &freebsdTasks{}
-	if m, err := resolveMember(env, "struct pcpu", "pc_curthread"); err == nil {
-		f.curthread = m.off
-	} // else: %gs:0, where amd64 keeps it
-	if v, err := env.expr("cpuid_to_pcpu"); err == nil {
-		f.pcpuArray = v.Addr
-	}
-	var err error
-	if f.tdProc, err = resolveMember(env, "struct thread", "td_proc"); err != nil {
-		return nil, err
-	}
-	if f.tdTid, err = resolveMember(env, "struct thread", "td_tid"); err != nil {
-		return nil, err
-	}
-	if f.pComm, err = resolveMember(env, "struct proc", "p_comm"); err != nil {
-		return nil, err
-	}
-	if f.pPid, err = resolveMember(env, "struct proc", "p_pid"); err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
-func (f *freebsdTasks) current(env taskEnv, cpu int) (Task, error) {
-	pcpu, err := f.pcpu(env, cpu)
-	if err != nil {
-		return Task{}, err
-	}
-	td, err := readUint(env, pcpu+f.curthread, 8)
-	if err != nil {
-		return Task{}, fmt.Errorf("curthread of cpu %d (pcpu %#x): %w", cpu, pcpu, err)
-	}
-	if td == 0 {
-		return Task{}, fmt.Errorf("curthread of cpu %d is NULL", cpu)
-	}
-	proc, err := readUint(env, td+f.tdProc.off, 8)
-	if err != nil {
-		return Task{}, fmt.Errorf("td_proc of thread %#x: %w", td, err)
-	}
-	task, err := readTask(env, td, proc, f.pComm, f.pPid, member{}, "proc")
-	if err != nil {
-		return Task{}, err
-	}
-	tid, err := readUint(env, td+f.tdTid.off, int(f.tdTid.size))
-	if err != nil {
-		return Task{}, fmt.Errorf("td_tid of thread %#x: %w", td, err)
-	}
-	task.TID = int(int32(tid))
-	return task, nil
-}
-
-// pcpu returns the address of cpu's struct pcpu: the kernel GS base (in
-// kernel mode gs_base, in user mode k_gs_base, which swapgs exchanges), or
-// cpuid_to_pcpu[cpu] when the registers are unavailable.
-func (f *freebsdTasks) pcpu(env taskEnv, cpu int) (uint64, error) {
-	var regErr error
-	if cs, err := env.reg(cpu, "cs"); err == nil {
-		name := "gs_base"
-		if cs&3 == 3 {
-			name = "k_gs_base"
-		}
-		if base, err := env.reg(cpu, name); err == nil && base >= amd64.KernelBase {
-			return base, nil
-		} else if err != nil {
-			regErr = err
-		}
-	} else {
-		regErr = err
-	}
-	if f.pcpuArray != 0 {
-		p, err := readUint(env, f.pcpuArray+8*uint64(cpu), 8)
-		if err == nil && p != 0 {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("no struct pcpu for cpu %d (GS base: %v; no cpuid_to_pcpu)", cpu, regErr)
-}
-
-// readTask reads the command name and IDs of a task whose name and IDs live
-// in the struct at base. A zero idB means "no separate thread ID".
-func readTask(env taskEnv, addr, base uint64, comm, idA, idB member, what string) (Task, error) {
-	task := Task{Addr: addr}
-	name, err := env.read(base+comm.off, int(comm.size))
-	if err != nil {
-		return Task{}, fmt.Errorf("%s %#x comm: %w", what, base, err)
-	}
-	task.Comm = cstring(name)
-	a, err := readUint(env, base+idA.off, int(idA.size))
-	if err != nil {
-		return Task{}, fmt.Errorf("%s %#x id: %w", what, base, err)
-	}
-	task.PID, task.TID = int(int32(a)), int(int32(a))
-	if idB.size != 0 {
-		b, err := readUint(env, base+idB.off, int(idB.size))
-		if err != nil {
-			return Task{}, fmt.Errorf("%s %#x id: %w", what, base, err)
-		}
-		task.TID = int(int32(b))
-	}
-	return task, nil
-}
-
-func readUint(env taskEnv, addr uint64, size int) (uint64, error) {
-	b, err := env.read(addr, size)
-	if err != nil {
-		return 0, err
-	}
-	if len(b) < size {
-		return 0, fmt.Errorf("short read at %#x", addr)
-	}
-	d := Data{Bytes: b[:size]}
-	return d.Uint()
-}
-
-func cstring(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
-}
+func cstring(b []byte) string { return kernel.CString(b) }
 
 func isCharArray(typeName string) bool {
 	return strings.HasPrefix(typeName, "char [") || strings.HasPrefix(typeName, "unsigned char [") ||

@@ -26,7 +26,7 @@ func (t *Target) KernelVersion() linux.Version {
 // function of this kernel (a symbol or inlined copies), else the error
 // wraps ErrBadInput and says which version the table was asked about.
 func (t *Target) FunctionName(name string) (string, error) {
-	if t.spec.OS != guest.OSLinux || t.syms == nil {
+	if !isLinux(t.spec) || t.syms == nil {
 		return name, nil
 	}
 	v := t.KernelVersion()
@@ -46,7 +46,7 @@ func (t *Target) FunctionName(name string) (string, error) {
 // of its symbol file. Suites use it to name their specs after the
 // functions of the kernel they will run on.
 func GuestKernelVersion(spec *guest.Spec) (linux.Version, error) {
-	if spec.OS != guest.OSLinux {
+	if !isLinux(spec) {
 		return linux.Version{}, fmt.Errorf("%w: guest %s is %s, not Linux", ErrBadInput, spec.Name, spec.OS)
 	}
 	if v, err := linux.ParseRelease(spec.Version); err == nil {
@@ -66,11 +66,11 @@ func GuestKernelVersion(spec *guest.Spec) (linux.Version, error) {
 // kernelVersion reads the version from the vmlinux banner, falling back
 // to the guest's release.
 func kernelVersion(spec *guest.Spec, syms *symbols.Table) (linux.Version, error) {
-	if spec.OS != guest.OSLinux {
+	if !isLinux(spec) {
 		return linux.Version{}, nil
 	}
 	if syms != nil {
-		release, err := bannerRelease(syms)
+		release, err := linux.BannerRelease(syms)
 		if err == nil {
 			return linux.ParseRelease(release)
 		}
@@ -81,12 +81,13 @@ func kernelVersion(spec *guest.Spec, syms *symbols.Table) (linux.Version, error)
 	return linux.ParseRelease(spec.Version)
 }
 
-// bannerRelease returns the release in the vmlinux's linux_banner.
-func bannerRelease(syms *symbols.Table) (string, error) {
-	id, err := imageIdentity(syms)
+// isLinux reports whether the guest's OS (as the registry, guest.OSFor,
+// maps its name) is Linux, whose versions these functions read.
+func isLinux(spec *guest.Spec) bool {
+	o, err := guest.OSFor(spec.OS)
 	if err != nil {
-		return "", err
+		return false
 	}
-	banner, _, _ := strings.Cut(string(id.banner), "\x00")
-	return linux.ReleaseFromBanner(banner)
+	_, ok := o.(linux.OS)
+	return ok
 }

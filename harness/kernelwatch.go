@@ -5,13 +5,13 @@ import (
 	"errors"
 	"io"
 	"net"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/kspec/kspec/guest"
+	"github.com/kspec/kspec/kernel"
 	"github.com/kspec/kspec/qmp"
 	"github.com/kspec/kspec/rsp"
 )
@@ -30,39 +30,14 @@ import (
 // pieces are this close together.
 const windowLines = 8
 
-// failurePattern is one kind of kernel failure and the text that starts it.
-type failurePattern struct {
-	kind string
-	re   *regexp.Regexp
-}
-
-// failurePatterns are tried in order on the window; the first match wins.
-// They are anchored at the start of a message (after the printk timestamp
-// and an optional log level or CPU prefix), so a command that merely prints
-// "BUG:" on its own output does not count: only kernel messages reach the
-// matcher anyway.
-var failurePatterns = []failurePattern{
-	{"panic", regexp.MustCompile(`Kernel panic - not syncing:? ?[^\n]*`)},
-	{"oops", regexp.MustCompile(`(?m)^BUG: [^\n]*`)},
-	{"oops", regexp.MustCompile(`(?m)^Oops: [^\n]*`)},
-	{"oops", regexp.MustCompile(`(?m)^general protection fault[^\n]*`)},
-	{"oops", regexp.MustCompile(`(?m)^kernel BUG at [^\n]*`)},
-	{"oops", regexp.MustCompile(`(?m)^Unable to handle kernel [^\n]*`)},
-}
-
-// stampRE matches a printk timestamp with an optional caller id
-// ("[    4.05] ", "[    4.05][    T1] ").
-var stampRE = regexp.MustCompile(`^\s*(?:<\d>)?\[ *\d+\.\d+\](?:\[ *[TC]\d+\])? ?`)
-
-// endOfPanicRE matches the last line the kernel prints for a panic.
-var endOfPanicRE = regexp.MustCompile(`---\[ end Kernel panic`)
-
 // kernelMatcher finds kernel failures in a stream of console lines over a
 // sliding window of the last windowLines lines, trying each line alone,
 // then joined with its predecessors (without separator, for a message
-// split mid-word), so that split lines still match. It is not safe for
-// concurrent use (kernelWatch serialises it).
+// split mid-word), so that split lines still match. The patterns are the
+// guest OS's (kernel.Messages). It is not safe for concurrent use
+// (kernelWatch serialises it).
 type kernelMatcher struct {
+	msgs   *kernel.Messages
 	window []string // recent lines, timestamps removed
 	// inOops counts down the lines of an oops report being printed: its
 	// further oops lines ("BUG: ..." is followed by "Oops: ...") belong to
@@ -89,10 +64,10 @@ func (m *kernelMatcher) Feed(line string) (kind, detail string, ok bool) {
 }
 
 func (m *kernelMatcher) feedOne(line string) (kind, detail string, ok bool) {
-	line = stripStamp(line)
+	line = m.stripStamp(line)
 	if m.inOops > 0 {
 		m.inOops--
-		if strings.HasPrefix(line, "---[ end trace") {
+		if m.msgs.ReportEnd != "" && strings.HasPrefix(line, m.msgs.ReportEnd) {
 			m.inOops = 0
 		}
 	}
@@ -105,8 +80,8 @@ func (m *kernelMatcher) feedOne(line string) (kind, detail string, ok bool) {
 	n := len(m.window)
 	for k := 1; k <= n; k++ {
 		joined := strings.Join(m.window[n-k:], "")
-		for _, p := range failurePatterns {
-			loc := p.re.FindStringIndex(joined)
+		for _, p := range m.msgs.Failures {
+			loc := p.Pattern.FindStringIndex(joined)
 			if loc == nil {
 				continue
 			}
@@ -114,22 +89,26 @@ func (m *kernelMatcher) feedOne(line string) (kind, detail string, ok bool) {
 			if k > 1 && loc[1] <= len(joined)-len(line) {
 				continue
 			}
-			if p.kind == "oops" && m.inOops > 0 {
+			if p.Kind == "oops" && m.inOops > 0 {
 				continue // the same oops report
 			}
-			if p.kind == "oops" {
+			if p.Kind == "oops" {
 				m.inOops = oopsReportLines
 			}
 			m.window = m.window[:0]
-			return p.kind, strings.TrimSpace(joined[loc[0]:loc[1]]), true
+			return p.Kind, strings.TrimSpace(joined[loc[0]:loc[1]]), true
 		}
 	}
 	return "", "", false
 }
 
-// stripStamp removes a printk timestamp from the start of line.
-func stripStamp(line string) string {
-	if loc := stampRE.FindStringIndex(line); loc != nil {
+// stripStamp removes the OS's message prefix (Linux: a printk timestamp)
+// from the start of line.
+func (m *kernelMatcher) stripStamp(line string) string {
+	if m.msgs.Stamp == nil {
+		return line
+	}
+	if loc := m.msgs.Stamp.FindStringIndex(line); loc != nil {
 		return line[loc[1]:]
 	}
 	return line
@@ -153,8 +132,8 @@ type kernelWatch struct {
 	ended      bool
 }
 
-func newKernelWatch(tail func(n int) string) *kernelWatch {
-	return &kernelWatch{changed: make(chan struct{}), tail: tail}
+func newKernelWatch(msgs *kernel.Messages, tail func(n int) string) *kernelWatch {
+	return &kernelWatch{m: kernelMatcher{msgs: msgs}, changed: make(chan struct{}), tail: tail}
 }
 
 // line is the console's OnKernelLine hook; it must not block.
@@ -165,7 +144,7 @@ func (w *kernelWatch) line(l string) {
 		w.addLocked(kind, detail)
 	}
 	var end func()
-	if endOfPanicRE.MatchString(l) && !w.ended {
+	if re := w.m.msgs.EndOfPanic; re != nil && re.MatchString(l) && !w.ended {
 		w.ended, end = true, w.onPanicEnd
 	}
 	w.mu.Unlock()

@@ -3,6 +3,8 @@ package harness
 import (
 	"strings"
 	"testing"
+
+	"github.com/kspec/kspec/kernel/linux"
 )
 
 // FuzzKernelMatcher feeds the console's kernel-failure matcher a panic
@@ -19,8 +21,9 @@ func FuzzKernelMatcher(f *testing.F) {
 		if strings.ContainsAny(msg+noise, "\r\n") {
 			t.Skip("lines come without line breaks")
 		}
-		for _, p := range failurePatterns {
-			if p.re.MatchString(noise) || p.re.MatchString(stripStamp(noise)) {
+		m0 := kernelMatcher{msgs: linux.OS{}.Messages()}
+		for _, p := range m0.msgs.Failures {
+			if p.Pattern.MatchString(noise) || p.Pattern.MatchString(m0.stripStamp(noise)) {
 				t.Skip("the noise line is itself a failure")
 			}
 		}
@@ -30,7 +33,7 @@ func FuzzKernelMatcher(f *testing.F) {
 		if stamp%2 == 1 {
 			first = "[    4.416522] " + first
 		}
-		var m kernelMatcher
+		m := kernelMatcher{msgs: linux.OS{}.Messages()}
 		if kind, detail, ok := m.Feed(noise); ok {
 			t.Fatalf("noise %q reported as %s: %q", noise, kind, detail)
 		}

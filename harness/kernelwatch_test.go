@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kspec/kspec/kernel/linux"
 	"github.com/kspec/kspec/qmp"
 )
 
@@ -60,7 +61,7 @@ func TestKernelMatcher(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var m kernelMatcher
+			m := kernelMatcher{msgs: linux.OS{}.Messages()}
 			var kind, detail string
 			for _, l := range tc.lines {
 				if k, d, ok := m.Feed(l); ok {
@@ -80,7 +81,7 @@ func TestKernelMatcher(t *testing.T) {
 // TestKernelMatcherReportsOnce checks that a failure's lines do not match
 // again when more lines arrive.
 func TestKernelMatcherReportsOnce(t *testing.T) {
-	var m kernelMatcher
+	m := kernelMatcher{msgs: linux.OS{}.Messages()}
 	n := 0
 	for _, l := range []string{"[1.0] Oops: 0002 [#1] SMP", "[1.1] CPU: 0 PID: 1", "[1.2] Call Trace:", "[1.3]  <TASK>"} {
 		if _, _, ok := m.Feed(l); ok {
@@ -93,7 +94,7 @@ func TestKernelMatcherReportsOnce(t *testing.T) {
 }
 
 func TestKernelWatch(t *testing.T) {
-	w := newKernelWatch(func(int) string { return "tail" })
+	w := newKernelWatch(linux.OS{}.Messages(), func(int) string { return "tail" })
 	mark := w.mark()
 	ctx, release := w.watch(context.Background(), mark)
 	defer release()
@@ -124,7 +125,7 @@ func TestKernelWatch(t *testing.T) {
 		}
 	}
 	// An event alone still says "kernel panic".
-	w2 := newKernelWatch(nil)
+	w2 := newKernelWatch(linux.OS{}.Messages(), nil)
 	w2.gotPanicEvent(qmp.Event{Name: "GUEST_PANICKED"})
 	if k := w2.since(0); k == nil || !strings.Contains(k.Error(), "kernel panic") {
 		t.Errorf("event only: %v", k)
@@ -137,7 +138,7 @@ func TestKernelWatch(t *testing.T) {
 
 // TestKernelWatchPanicEnd checks that the last line of a panic calls the hook once.
 func TestKernelWatchPanicEnd(t *testing.T) {
-	w := newKernelWatch(nil)
+	w := newKernelWatch(linux.OS{}.Messages(), nil)
 	n := 0
 	w.onPanicEnd = func() { n++ }
 	w.line("[ 1.0] Kernel panic - not syncing: x")
@@ -151,7 +152,7 @@ func TestKernelWatchPanicEnd(t *testing.T) {
 // TestKernelMatcherSecondOops checks that an oops after the end of the
 // previous report is a failure of its own.
 func TestKernelMatcherSecondOops(t *testing.T) {
-	var m kernelMatcher
+	m := kernelMatcher{msgs: linux.OS{}.Messages()}
 	n := 0
 	for _, l := range []string{
 		"[1.0] BUG: unable to handle page fault for address: 0000000000001000",

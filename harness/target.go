@@ -16,6 +16,7 @@ import (
 
 	"github.com/kspec/kspec/arch"
 	"github.com/kspec/kspec/guest"
+	"github.com/kspec/kspec/kernel"
 	"github.com/kspec/kspec/kernel/linux"
 	"github.com/kspec/kspec/qmp"
 	"github.com/kspec/kspec/rsp"
@@ -29,6 +30,7 @@ type Target struct {
 	opts    Options
 	spec    *guest.Spec
 	profile *guest.Profile
+	os      kernel.OS // what kspec knows of the guest's OS (see kernel)
 	cpu     arch.Arch // the guest's CPU architecture (see arch)
 	machine *supervisor.Machine
 	console *guest.Console
@@ -75,20 +77,20 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 	if err := CheckRunDirBase(); err != nil { // rundir.go: $TMPDIR holds the sockets
 		return nil, err
 	}
-	profile, err := guest.ProfileFor(spec.OS)
+	guestOS, err := guest.OSFor(spec.OS)
 	if err != nil {
 		return nil, fmt.Errorf("%w: guest %s: %w", ErrBadInput, spec.Name, err)
 	}
-	t := &Target{opts: o, spec: spec, cpu: cpu, breakpoints: map[uint64]*Breakpoint{}}
+	t := &Target{opts: o, spec: spec, os: guestOS, cpu: cpu, breakpoints: map[uint64]*Breakpoint{}}
 	if !o.NoDebugger {
 		if spec.Symbols == "" {
 			return nil, fmt.Errorf("%w: guest %s has no symbol file; give one (symbols in the guest config or --symbols)", ErrBadInput, spec.Name)
 		}
 		// Symbols from another build put breakpoints in the wrong places:
-		// refuse them before anything boots (Linux: the vmlinux banner must
-		// match the bzImage's build string).
-		if spec.OS == "linux" && spec.Kernel != "" {
-			if err := guest.CheckSymbols(spec.Kernel, spec.Symbols); err != nil {
+		// refuse them before anything boots, as far as the OS can tell
+		// (Linux: the vmlinux banner must match the bzImage's build string).
+		if spec.Kernel != "" {
+			if err := guestOS.CheckSymbolFile(spec.Kernel, spec.Symbols); err != nil {
 				return nil, fmt.Errorf("%w: guest %s: %w (give the vmlinux built with %s)", ErrBadInput, spec.Name, err, spec.Kernel)
 			}
 		}
@@ -98,7 +100,7 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 		}
 	}
 
-	t.profile = profile
+	t.profile = guestOS.Profile()
 	bootCtx, cancel := context.WithTimeout(ctx, o.BootTimeout)
 	defer cancel()
 	if err := t.start(bootCtx); err != nil {
@@ -147,7 +149,7 @@ func (t *Target) start(bootCtx context.Context) error {
 	if o.Transcript != nil {
 		transcript = io.MultiWriter(o.Transcript, &t.rec)
 	}
-	t.kw = newKernelWatch(t.ConsoleTail)
+	t.kw = newKernelWatch(t.os.Messages(), t.ConsoleTail)
 	t.console = guest.NewConsole(t.machine.Console(), t.profile, guest.ConsoleOptions{Transcript: transcript, OnKernelLine: t.kw.line})
 	t.startKernelWatch()
 
@@ -505,4 +507,15 @@ func (t *Target) arch() arch.Arch {
 		return arch.Default()
 	}
 	return t.cpu
+}
+
+// SyscallEntry names the kernel function that system call enters first in
+// this guest, as its OS and architecture name it: "mkdir" is
+// "__x64_sys_mkdir" on Linux x86_64 and "sys_mkdir" on FreeBSD.
+func (t *Target) SyscallEntry(call string) (string, error) {
+	name, err := t.os.SyscallEntry(call, t.arch())
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	return name, nil
 }

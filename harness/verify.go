@@ -1,64 +1,57 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
-	"github.com/kspec/kspec/guest"
+	"github.com/kspec/kspec/kernel"
 	"github.com/kspec/kspec/rsp"
 	"github.com/kspec/kspec/symbols"
 )
 
-// bannerSymbol is the Linux kernel's version banner, a constant string
-// ("Linux version 6.1.0-56-cloud-amd64 (...) #1 SMP ... (2026-11-16)\n").
-const bannerSymbol = "linux_banner"
-
-// VerifySymbols checks that syms is the symbol file of the Linux kernel
-// running in the guest, by reading the kernel's memory: the bytes at
-// linux_banner must be the banner syms holds there, and when the vmlinux
-// keeps its GNU build-id in a loaded section (.notes), the build-id in
-// memory must be the file's. Boot runs it once the guest is logged in, so
-// a vmlinux of another kernel is refused even when no bzImage was there to
-// compare before boot (a guest booted from a disk image).
+// VerifySymbols checks that syms is the symbol file of the kernel running
+// in the guest, by reading the kernel's memory the way the guest's OS
+// package says (kernel.OS.VerifyRunning; Linux: linux_banner and the GNU
+// build-id). Boot runs it once the guest is logged in, so a vmlinux of
+// another kernel is refused even when no bzImage was there to compare
+// before boot (a guest booted from a disk image).
 //
 // A running guest is stopped in the debugger for the reads and resumed;
-// a stopped one stays stopped. A mismatch, or a banner address that is not
+// a stopped one stays stopped. A mismatch, or an address that is not
 // mapped (the kernel was relocated by KASLR, or the symbols are of another
-// kernel), is an error wrapping ErrBadInput that quotes both banners and
-// says how to fix it. Guests other than Linux are not checked (nil).
+// kernel), is an error wrapping ErrBadInput that quotes both sides and
+// says how to fix it. OSes that cannot tell are not checked (nil).
 func (t *Target) VerifySymbols(ctx context.Context, syms *symbols.Table) error {
-	if t.spec.OS != guest.OSLinux {
-		return nil
-	}
 	if t.gdb == nil || syms == nil {
 		return &HarnessError{Op: "verify the symbols against the running kernel", Err: errors.New("no debugger attached (Options.NoDebugger) or no symbols")}
 	}
-	file, err := imageIdentity(syms)
-	if err != nil {
-		return err
-	}
-	op := "read the running kernel's " + bannerSymbol
-	mem := memoryIdentity{}
-	err = t.withStopped(ctx, func() error {
-		mem.banner, mem.bannerErr = t.gdb.ReadMemory(ctx, file.bannerAddr, len(file.banner))
-		if file.buildID != nil && mem.bannerErr == nil {
-			mem.buildID, mem.buildIDErr = t.gdb.ReadMemory(ctx, file.buildIDAddr, len(file.buildID))
-		}
-		for _, err := range []error{mem.bannerErr, mem.buildIDErr} {
+	const op = "read the running kernel's memory to verify its symbols"
+	var mismatch error
+	err := t.withStopped(ctx, func() error {
+		var lost error // the connection failed (not "unmapped")
+		read := func(addr uint64, n int) ([]byte, error) {
+			b, err := t.gdb.ReadMemory(ctx, addr, n)
 			var re *rsp.RemoteError
-			if err != nil && !errors.As(err, &re) { // not "unmapped": the connection failed
-				return t.harnessErr(op, err)
+			if err != nil && !errors.As(err, &re) && lost == nil {
+				lost = err
 			}
+			return b, err
+		}
+		boot := kernel.Boot{Direct: t.spec.Kernel != "", Append: t.spec.Append}
+		mismatch = t.os.VerifyRunning(syms, boot, read)
+		if lost != nil {
+			return t.harnessErr(op, lost)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return compareKernel(file, mem, kaslrPossible(t.spec))
+	if mismatch != nil {
+		return fmt.Errorf("%w: %w", ErrBadInput, mismatch)
+	}
+	return nil
 }
 
 // verifyRunningKernel is Boot's check of its symbols against the kernel
@@ -75,97 +68,4 @@ func (t *Target) verifyRunningKernel(ctx context.Context) error {
 		return err
 	}
 	return nil
-}
-
-// fileIdentity is what a vmlinux says the loaded kernel holds.
-type fileIdentity struct {
-	path        string
-	bannerAddr  uint64
-	banner      []byte // linux_banner's bytes, NUL included
-	buildIDAddr uint64
-	buildID     []byte // nil when the build-id is not in a loaded section
-}
-
-// memoryIdentity is what the guest's memory holds at those addresses.
-type memoryIdentity struct {
-	banner     []byte
-	bannerErr  error // the stub could not read the address (unmapped)
-	buildID    []byte
-	buildIDErr error
-}
-
-// imageIdentity reads linux_banner and the loaded build-id out of syms.
-func imageIdentity(syms *symbols.Table) (fileIdentity, error) {
-	id := fileIdentity{path: syms.Path()}
-	sym, err := syms.Lookup(bannerSymbol)
-	if err != nil {
-		return id, fmt.Errorf("%w: symbols %s have no %s, so they are not a Linux vmlinux (%v); give the vmlinux built with the guest's kernel", ErrBadInput, id.path, bannerSymbol, err)
-	}
-	n := int(sym.Size)
-	if n == 0 || n > 4096 {
-		n = 512 // sizeless symbol: read enough for any banner
-	}
-	id.bannerAddr = sym.Addr
-	id.banner, err = syms.ImageBytes(sym.Addr, n)
-	if err != nil {
-		return id, fmt.Errorf("%w: symbols %s: %s: %w", ErrBadInput, id.path, bannerSymbol, err)
-	}
-	if addr, ok := syms.BuildIDAddr(); ok && syms.BuildID() != "" {
-		if b, err := syms.ImageBytes(addr, len(syms.BuildID())/2); err == nil {
-			id.buildIDAddr, id.buildID = addr, b
-		}
-	}
-	return id, nil
-}
-
-// kaslrPossible reports whether the guest's kernel may have been relocated
-// by KASLR: its command line is unknown (disk boot) or lacks nokaslr.
-func kaslrPossible(spec *guest.Spec) bool {
-	if spec.Kernel == "" {
-		return true
-	}
-	for _, w := range strings.Fields(spec.Append) {
-		if w == "nokaslr" {
-			return false
-		}
-	}
-	return true
-}
-
-// compareKernel compares what the symbol file says the kernel holds with
-// what the guest's memory holds; any difference is an error wrapping
-// ErrBadInput that quotes both sides.
-func compareKernel(file fileIdentity, mem memoryIdentity, kaslr bool) error {
-	want := bannerText(file.banner)
-	fix := "give the vmlinux built with the running kernel"
-	if kaslr {
-		fix += ", or, if these are its symbols, boot it with nokaslr on the kernel command line (KASLR moves the kernel away from the addresses in the vmlinux)"
-	}
-	if mem.bannerErr != nil {
-		return fmt.Errorf("%w: symbols %s: the running kernel has nothing mapped at %s (%#x), where the symbols put the banner %q (%v); %s",
-			ErrBadInput, file.path, bannerSymbol, file.bannerAddr, want, mem.bannerErr, fix)
-	}
-	got := bannerText(mem.banner)
-	if !bytes.Equal(mem.banner, file.banner) {
-		if !strings.HasPrefix(got, "Linux version ") {
-			return fmt.Errorf("%w: symbols %s do not match the running kernel: at %s (%#x) the kernel holds %q, not a Linux banner; the symbols have %q there; %s",
-				ErrBadInput, file.path, bannerSymbol, file.bannerAddr, got, want, fix)
-		}
-		return fmt.Errorf("%w: symbols %s do not match the running kernel: the kernel's %s says %q, the symbols' %q; give the vmlinux built with the running kernel",
-			ErrBadInput, file.path, bannerSymbol, got, want)
-	}
-	if file.buildID != nil && mem.buildIDErr == nil && !bytes.Equal(mem.buildID, file.buildID) {
-		return fmt.Errorf("%w: symbols %s do not match the running kernel: both say %q, but the kernel's build-id (at %#x) is %x and the symbols' is %x, so they are of another build of that version; give the vmlinux built with the running kernel",
-			ErrBadInput, file.path, got, file.buildIDAddr, mem.buildID, file.buildID)
-	}
-	return nil
-}
-
-// bannerText is a banner as a person reads it: up to its NUL, without the
-// trailing newline.
-func bannerText(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return strings.TrimRight(string(b), "\n")
 }
