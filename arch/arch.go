@@ -64,7 +64,7 @@ type Arch interface {
 	// return address, ends with a call instruction.
 	FollowsCall(code []byte) bool
 
-	// QEMU is the system emulator binary ("qemu-system-x86_64") and
+	// QEMU is the system emulator binary (a name on $PATH) and
 	// QEMUPackage the Debian package that installs it.
 	QEMU() string
 	QEMUPackage() string
