@@ -302,6 +302,11 @@ func BootState(ctx context.Context, opts Options, dir string, o HoldOptions) err
 		o.Announce = announceToPerson
 	}
 	o2 := opts.withDefaults()
+	cpu, err := spec.CPU()
+	if err != nil {
+		return fmt.Errorf("%w: guest %s: %w", ErrBadInput, spec.Name, err)
+	}
+	o2.QEMU = qemuFor(o2.QEMU, cpu)
 	if err := CheckQEMU(o2.QEMU); err != nil {
 		return err
 	}
@@ -310,7 +315,7 @@ func BootState(ctx context.Context, opts Options, dir string, o HoldOptions) err
 	}
 	cleanStale(o2)
 	m, err := supervisor.Start(ctx, supervisor.Config{
-		QEMU: o2.QEMU, DataDirs: o2.QEMUData, Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Disk: spec.Disk,
+		Arch: cpu, QEMU: o2.QEMU, DataDirs: o2.QEMUData, Kernel: spec.Kernel, Initrd: spec.Initrd, Append: spec.Append, Disk: spec.Disk,
 		MemoryMiB: b.Guest.MemoryMiB, CPUs: b.Guest.CPUs,
 		Accel: o2.Accel, AccelCache: accelCache(o2), PanicDevice: true, VMCoreInfo: true,
 		ScratchFrom: state,

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/kspec/kspec/arch"
 	"github.com/kspec/kspec/harness"
 )
 
@@ -23,7 +24,7 @@ func cmdRepro(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	state := fs.Bool("state", false, "boot straight into the saved failing state, stopped, and print a gdb command that attaches to it")
 	noHold := fs.Bool("no-hold", false, "re-run without holding the guest when the spec fails again")
 	cache := fs.String("cache", "", "guest cache directory (default $KSPEC_CACHE or ~/.cache/kspec)")
-	qemu := fs.String("qemu", "", "QEMU binary (default $KSPEC_QEMU or qemu-system-x86_64)")
+	qemu := fs.String("qemu", "", "QEMU binary (default $KSPEC_QEMU or "+arch.Default().QEMU()+")")
 	accel := fs.String("accel", "", "accelerator: auto, kvm or tcg (default $KSPEC_ACCEL or auto)")
 	limit := fs.Duration("hold-limit", harness.DefaultHoldLimit, "how long a held guest (the saved state, or the re-run's failure) waits for gdb to attach and quit")
 	if err := parse(fs, args); err != nil {
