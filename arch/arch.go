@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/kspec/kspec/arch/amd64"
+	"github.com/kspec/kspec/arch/arm64"
 )
 
 // Arch is one CPU architecture as kspec's harness, unwinder and supervisor
@@ -70,11 +71,23 @@ type Arch interface {
 	QEMUPackage() string
 	// Machine is the default -machine value ("" leaves QEMU's default).
 	Machine() string
+	// CPU is the default -cpu value under TCG ("" leaves QEMU's default;
+	// KVM always uses "host").
+	CPU() string
+	// PanicDevice is the QEMU device that reports a guest panic on
+	// Machine ("pvpanic" on x86's ISA bus, "pvpanic-pci" elsewhere).
+	PanicDevice() string
+	// Console is the guest's name of the serial port QEMU's -serial is
+	// ("ttyS0", "ttyAMA0").
+	Console() string
+	// DebianArch is Debian's name of the architecture ("amd64", "arm64").
+	DebianArch() string
 }
 
 // known lists every architecture kspec supports, the default first.
 var known = []Arch{
 	amd64.Arch{},
+	arm64.Arch{},
 }
 
 // Default is the architecture guests have when their config names none.
@@ -88,6 +101,20 @@ func Lookup(name string) (Arch, error) {
 		}
 	}
 	return nil, fmt.Errorf("arch: %q is not supported (known: %s)", name, strings.Join(Names(), ", "))
+}
+
+// ForDebian returns the architecture Debian calls name ("amd64", "arm64").
+func ForDebian(name string) (Arch, error) {
+	for _, a := range known {
+		if a.DebianArch() == name {
+			return a, nil
+		}
+	}
+	debs := make([]string, 0, len(known))
+	for _, a := range known {
+		debs = append(debs, a.DebianArch())
+	}
+	return nil, fmt.Errorf("arch: Debian architecture %q is not supported (known: %s)", name, strings.Join(debs, ", "))
 }
 
 // ForELF returns the architecture of kernels built for machine.

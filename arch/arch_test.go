@@ -14,7 +14,8 @@ func TestLookup(t *testing.T) {
 	}{
 		{"x86_64", "x86_64", ""},
 		{"X86_64", "x86_64", ""},
-		{"aarch64", "", `"aarch64" is not supported (known: x86_64)`},
+		{"aarch64", "aarch64", ""},
+		{"riscv64", "", `"riscv64" is not supported (known: aarch64, x86_64)`},
 		{"", "", `"" is not supported`},
 	} {
 		a, err := Lookup(tc.name)
@@ -33,6 +34,9 @@ func TestForELF(t *testing.T) {
 	a, err := ForELF(elf.EM_X86_64)
 	if err != nil || a.Name() != "x86_64" || a.QEMU() != "qemu-system-x86_64" {
 		t.Errorf("ForELF(EM_X86_64) = %v, %v", a, err)
+	}
+	if a, err := ForELF(elf.EM_AARCH64); err != nil || a.Name() != "aarch64" || a.QEMU() != "qemu-system-aarch64" {
+		t.Errorf("ForELF(EM_AARCH64) = %v, %v", a, err)
 	}
 	if _, err := ForELF(elf.EM_RISCV); err == nil || !strings.Contains(err.Error(), "EM_RISCV") {
 		t.Errorf("ForELF(EM_RISCV) = %v", err)
@@ -56,5 +60,16 @@ func TestKnown(t *testing.T) {
 	}
 	if Default() != known[0] {
 		t.Error("Default is not the first architecture")
+	}
+}
+
+func TestForDebian(t *testing.T) {
+	for deb, want := range map[string]string{"amd64": "x86_64", "arm64": "aarch64"} {
+		if a, err := ForDebian(deb); err != nil || a.Name() != want {
+			t.Errorf("ForDebian(%q) = %v, %v; want %s", deb, a, err, want)
+		}
+	}
+	if _, err := ForDebian("riscv64"); err == nil || !strings.Contains(err.Error(), `"riscv64" is not supported (known: amd64, arm64)`) {
+		t.Errorf("ForDebian(riscv64) = %v", err)
 	}
 }

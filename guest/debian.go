@@ -48,15 +48,26 @@ var standardSuites = []string{"bookworm", "trixie", "sid", "experimental"}
 // suitePattern is what a suite name in a guest name may look like.
 var suitePattern = regexp.MustCompile(`^[a-z][a-z0-9.]*(-[a-z0-9.]+)*$`)
 
-// lookupDebian parses a guest name: "debian-<suite>-<flavour>" (e.g.
-// "debian-sid-cloud", "debian-bookworm-backports-generic") or, for the
-// default suite, "debian-<flavour>".
+// debianArches are the Debian architectures a guest name may end with
+// ("-arm64"); a name without one is DefaultDebianArch's.
+var debianArches = []string{"amd64", "arm64"}
+
+// lookupDebian parses a guest name: "debian-<suite>-<flavour>[-<arch>]"
+// (e.g. "debian-sid-cloud", "debian-bookworm-backports-generic",
+// "debian-bookworm-cloud-arm64") or, for the default suite,
+// "debian-<flavour>[-<arch>]" ("debian-cloud-arm64").
 func lookupDebian(name string) (debianGuest, bool) {
 	rest, ok := strings.CutPrefix(name, "debian-")
 	if !ok {
 		return debianGuest{}, false
 	}
 	g := debianGuest{Name: name, Suite: defaultSuite, Arch: DefaultDebianArch}
+	for _, a := range debianArches {
+		if r, ok := strings.CutSuffix(rest, "-"+a); ok {
+			rest, g.Arch = r, a
+			break
+		}
+	}
 	i := strings.LastIndexByte(rest, '-')
 	if i < 0 {
 		g.Flavour = rest

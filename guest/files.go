@@ -7,6 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+
+	"github.com/kspec/kspec/kernel/linux"
 )
 
 // FileKind is what a file a guest names must hold (see CheckFile).
@@ -77,6 +79,9 @@ func CheckFile(path string, kind FileKind) error {
 			return bad("is not an ELF file (want the kernel's debug ELF, e.g. a vmlinux or kernel.debug)", nil)
 		}
 	case KindBzImage:
+		if linux.IsArm64Image(head) {
+			break // an arm64 Image: QEMU's -kernel boots it as is
+		}
 		if len(head) < 0x206 || string(head[0x202:0x206]) != "HdrS" {
 			what := "no HdrS setup header"
 			if bytes.HasPrefix(head, []byte("\x7fELF")) {

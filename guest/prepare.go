@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kspec/kspec/arch"
 	"github.com/kspec/kspec/archive"
 	"github.com/kspec/kspec/guest/initramfs"
 	"github.com/kspec/kspec/kernel/linux"
@@ -348,7 +349,11 @@ func (b *builder) build() (*Manifest, error) {
 	if err := os.WriteFile(filepath.Join(b.dir, FilePassword), []byte(DefaultPassword+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	a, err := writeInitramfs(filepath.Join(b.dir, FileInitrd), filepath.Join(b.dir, FileBusybox), DefaultPassword, "kspec")
+	cpu, err := arch.ForDebian(b.guest.Arch)
+	if err != nil {
+		return nil, err
+	}
+	a, err := writeInitramfs(filepath.Join(b.dir, FileInitrd), filepath.Join(b.dir, FileBusybox), DefaultPassword, "kspec", cpu.Console())
 	if err != nil {
 		return nil, err
 	}
@@ -362,9 +367,9 @@ func (b *builder) build() (*Manifest, error) {
 	}
 
 	spec := Spec{
-		Name: b.guest.Name, OS: OSLinux, Arch: DefaultArch, Version: r.ABI,
+		Name: b.guest.Name, OS: OSLinux, Arch: cpu.Name(), Version: r.ABI,
 		Kernel: FileKernel, Symbols: FileSymbols, Initrd: FileInitrd,
-		Append: linux.DefaultAppend, User: "root", PasswordFile: FilePassword,
+		Append: linux.AppendFor(cpu), User: "root", PasswordFile: FilePassword,
 		MemoryMiB: DefaultMemoryMiB, CPUs: DefaultCPUs, Hostname: "kspec",
 	}
 	if err := writeJSON(filepath.Join(b.dir, FileSpec), spec); err != nil {
@@ -437,10 +442,11 @@ func isELF(h []byte, typ uint16, arch string) bool {
 }
 
 // vmlinuxMatcher accepts the kernel's ELF executable (the debug packages'
-// other files are modules, ELF relocatables).
+// other files are modules, ELF relocatables): ET_EXEC, or ET_DYN for a
+// kernel linked as a position-independent executable (arm64's).
 func vmlinuxMatcher(arch string) archive.Matcher {
 	return func(p string, h []byte) bool {
-		return strings.HasPrefix(path.Base(p), "vmlinux") && isELF(h, 2, arch)
+		return strings.HasPrefix(path.Base(p), "vmlinux") && (isELF(h, 2, arch) || isELF(h, 3, arch))
 	}
 }
 
@@ -454,11 +460,11 @@ func busyboxMatcher(p string, h []byte) bool {
 // e.g. a prepared guest's <dir>/busybox. The password is hashed with
 // SHA-512 crypt and a random salt; it never appears in the image.
 func BuildInitramfs(dst, busybox, password, hostname string) error {
-	_, err := writeInitramfs(dst, busybox, password, hostname)
+	_, err := writeInitramfs(dst, busybox, password, hostname, "")
 	return err
 }
 
-func writeInitramfs(dst, busybox, password, hostname string) (Artifact, error) {
+func writeInitramfs(dst, busybox, password, hostname, console string) (Artifact, error) {
 	bb, err := os.ReadFile(busybox)
 	if err != nil {
 		return Artifact{}, err
@@ -473,7 +479,7 @@ func writeInitramfs(dst, busybox, password, hostname string) (Artifact, error) {
 	}
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(f, h)}
-	err = initramfs.BuildBusybox(cw, initramfs.BusyboxOptions{Busybox: bb, PasswordHash: hash, Hostname: hostname})
+	err = initramfs.BuildBusybox(cw, initramfs.BusyboxOptions{Busybox: bb, PasswordHash: hash, Hostname: hostname, Console: console})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -147,13 +147,19 @@ func TestLookupDebian(t *testing.T) {
 		{"debian-sid-cloud", true, "sid", "cloud", "linux-image-cloud-amd64"},
 		{"debian-experimental-generic", true, "experimental", "generic", "linux-image-amd64"},
 		{"debian-bookworm-backports-cloud", true, "bookworm-backports", "cloud", "linux-image-cloud-amd64"},
+		{"debian-cloud-arm64", true, "bookworm", "cloud", "linux-image-cloud-arm64"},
+		{"debian-bookworm-cloud-arm64", true, "bookworm", "cloud", "linux-image-cloud-arm64"},
+		{"debian-sid-generic-arm64", true, "sid", "generic", "linux-image-arm64"},
+		{"debian-cloud-amd64", true, "bookworm", "cloud", "linux-image-cloud-amd64"},
+		{"debian-arm64", false, "", "", ""},
+		{"debian-cloud-riscv64", false, "", "", ""},
 		{"debian-sid-rt", false, "", "", ""},
 		{"debian-sid", false, "", "", ""},
 		{"ubuntu-cloud", false, "", "", ""},
 		{"debian-../x-cloud", false, "", "", ""},
 	} {
 		g, ok := lookupDebian(tt.name)
-		if ok != tt.ok || ok && (g.Suite != tt.suite || g.Flavour != tt.flavour || g.Meta() != tt.meta || g.Arch != "amd64") {
+		if ok != tt.ok || ok && (g.Suite != tt.suite || g.Flavour != tt.flavour || g.Meta() != tt.meta || g.Arch != tt.meta[strings.LastIndexByte(tt.meta, '-')+1:]) {
 			t.Errorf("lookupDebian(%q) = %+v, %v", tt.name, g, ok)
 		}
 		if CanPrepare(tt.name) != tt.ok {

@@ -119,7 +119,8 @@ type Config struct {
 	// another interface).
 	GDB string
 
-	// PanicDevice adds an ISA pvpanic device (I/O port 0x505) with
+	// PanicDevice adds the architecture's pvpanic device (x86: ISA, I/O
+	// port 0x505; arm64 virt: pvpanic-pci) with
 	// "-action panic=pause", so a guest kernel panic pauses the VM (state
 	// preserved for a debugger) and QMP reports GUEST_PANICKED. The guest
 	// needs a driver: Linux's pvpanic-mmio (CONFIG_PVPANIC_MMIO; a module
@@ -374,6 +375,8 @@ func BuildArgs(cfg Config, p Paths, accel string) ([]string, error) {
 		args = append(args, "-cpu", cfg.CPU)
 	case accel == "kvm":
 		args = append(args, "-cpu", "host")
+	case cfg.Arch != nil && cfg.Arch.CPU() != "":
+		args = append(args, "-cpu", cfg.Arch.CPU())
 	}
 	args = append(args,
 		"-m", strconv.Itoa(cfg.MemoryMiB),
@@ -407,7 +410,11 @@ func BuildArgs(cfg Config, p Paths, accel string) ([]string, error) {
 		"-gdb", "chardev:"+GDBChardev,
 	)
 	if cfg.PanicDevice {
-		args = append(args, "-device", "pvpanic", "-action", "panic=pause")
+		dev := "pvpanic"
+		if cfg.Arch != nil {
+			dev = cfg.Arch.PanicDevice()
+		}
+		args = append(args, "-device", dev, "-action", "panic=pause")
 	}
 	if cfg.VMCoreInfo {
 		args = append(args, "-device", "vmcoreinfo")

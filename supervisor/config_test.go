@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"errors"
+	"github.com/kspec/kspec/arch/arm64"
 	"slices"
 	"strings"
 	"testing"
@@ -152,6 +153,15 @@ func TestBuildArgs(t *testing.T) {
 		{
 			name: "panic device", cfg: with(kernel, func(c *Config) { c.PanicDevice = true }), paths: p, accel: "tcg",
 			want: [][]string{{"-device", "pvpanic"}, {"-action", "panic=pause"}},
+		},
+		{
+			name: "arm64 virt", cfg: with(kernel, func(c *Config) { c.Arch = arm64.Arch{}; c.PanicDevice = true; c.Append = "console=ttyAMA0" }), paths: p, accel: "tcg",
+			want: [][]string{{"-machine", "virt"}, {"-accel", "tcg"}, {"-cpu", "max"}, {"-device", "pvpanic-pci"}, {"-append", "console=ttyAMA0"}},
+		},
+		{
+			name: "arm64 under kvm uses the host cpu", cfg: with(kernel, func(c *Config) { c.Arch = arm64.Arch{} }), paths: p, accel: "kvm",
+			want:    [][]string{{"-machine", "virt"}, {"-cpu", "host"}},
+			notWant: [][]string{{"-cpu", "max"}},
 		},
 		{
 			name: "vmcoreinfo device", cfg: with(kernel, func(c *Config) { c.VMCoreInfo = true }), paths: p, accel: "tcg",

@@ -456,6 +456,12 @@ func runCFA(c *cie, prog []byte, loc, pc uint64, row *frameRow, initial *frameRo
 		case 0x16: // val_expression
 			r := b.uleb()
 			setReg(r, regRule{kind: ruleValExpr, expr: b.bytes(int(b.uleb()))})
+		case 0x2d: // AARCH64_negate_ra_state (GNU_window_save's number)
+			// The return address is signed from here on (or no longer).
+			// The unwinder strips a PAC from every return address
+			// (arch.Arch.CodeAddress, idempotent on unsigned ones), so
+			// the state needs no tracking; SPARC's register windows,
+			// the other meaning of 0x2d, are not a kspec target.
 		case 0x2e: // GNU_args_size
 			b.uleb()
 		case 0x2f: // GNU_negative_offset_extended

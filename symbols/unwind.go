@@ -79,6 +79,9 @@ type frameRegs struct {
 	sp       int    // DWARF number of the stack pointer
 	pc       int    // DWARF number of the program counter
 	boundary uint64 // lowest kernel address (0: no boundary)
+	// code turns a saved return address into a code address (arm64:
+	// strips its pointer-authentication code); nil: as is.
+	code func(uint64) uint64
 }
 
 // frameRegs returns the unwinder's registers of the file's architecture
@@ -88,7 +91,7 @@ func (t *Table) frameRegs() (frameRegs, error) {
 	if err != nil {
 		return frameRegs{}, fmt.Errorf("symbols: unwind %s: %w", t.path, err)
 	}
-	return frameRegs{sp: a.DWARFSP(), pc: a.DWARFPC(), boundary: a.KernelBase()}, nil
+	return frameRegs{sp: a.DWARFSP(), pc: a.DWARFPC(), boundary: a.KernelBase(), code: a.CodeAddress}, nil
 }
 
 // Unwind produces the backtrace of a stopped kernel thread. pc is the
@@ -254,6 +257,9 @@ func (t *Table) unwindStep(pc uint64, cur *RegSet, readMem func(uint64, int) ([]
 	// The caller's stack pointer is the CFA; its pc is the return address.
 	caller.Set(a.sp, cfa)
 	if ra, ok := caller.Get(int(f.cie.raReg)); ok {
+		if a.code != nil {
+			ra = a.code(ra)
+		}
 		caller.Set(a.pc, ra)
 	} else {
 		caller.clear(a.pc)

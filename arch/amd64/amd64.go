@@ -160,3 +160,15 @@ func (Arch) QEMUPackage() string { return "qemu-system-x86" }
 
 // Machine returns "": QEMU's default x86-64 machine ("pc") is kspec's.
 func (Arch) Machine() string { return "" }
+
+// CPU returns "": QEMU's default x86-64 CPU under TCG (KVM uses the host's).
+func (Arch) CPU() string { return "" }
+
+// PanicDevice returns "pvpanic", the ISA device at I/O port 0x505.
+func (Arch) PanicDevice() string { return "pvpanic" }
+
+// Console returns "ttyS0", the first 16550 UART.
+func (Arch) Console() string { return "ttyS0" }
+
+// DebianArch returns "amd64", Debian's name for the architecture.
+func (Arch) DebianArch() string { return "amd64" }

@@ -38,6 +38,9 @@ func kernelVersionString(bzImage string) (string, error) {
 		return "", fmt.Errorf("%s: %w", bzImage, err)
 	}
 	hdr = hdr[:n]
+	if IsArm64Image(hdr) {
+		return imageBanner(f, bzImage)
+	}
 	if len(hdr) < 0x210 || string(hdr[0x202:0x206]) != "HdrS" {
 		return "", fmt.Errorf("%s is not an x86 bzImage (no HdrS setup header)", bzImage)
 	}
@@ -116,4 +119,39 @@ func (OS) KernelRelease(kernelImage string) (string, error) { return KernelRelea
 // CheckSymbolFile checks a vmlinux against its bzImage (see CheckSymbols).
 func (OS) CheckSymbolFile(kernelImage, symbols string) error {
 	return CheckSymbols(kernelImage, symbols)
+}
+
+// IsArm64Image reports whether head (a file's first 64 bytes or more) is
+// an arm64 Linux Image: the "ARM\x64" magic of its header at 0x38.
+func IsArm64Image(head []byte) bool {
+	return len(head) >= 0x40 && string(head[0x38:0x3c]) == "ARM\x64"
+}
+
+// imageBanner returns the kernel_version part of the "Linux version ..."
+// banner of an uncompressed kernel image (an arm64 Image has no setup
+// header naming it): release, builder, compiler and build string.
+func imageBanner(f *os.File, path string) (string, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	prefix := []byte("Linux version ")
+	for rest := data; ; {
+		i := bytes.Index(rest, prefix)
+		if i < 0 {
+			return "", fmt.Errorf("%s: arm64 Image has no \"Linux version\" banner", path)
+		}
+		rest = rest[i+len(prefix):]
+		if len(rest) == 0 || rest[0] < '0' || rest[0] > '9' {
+			continue // not the banner (e.g. a format string)
+		}
+		end := bytes.IndexAny(rest, "\x00\n")
+		if end < 0 {
+			end = len(rest)
+		}
+		return string(rest[:end]), nil
+	}
 }

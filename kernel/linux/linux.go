@@ -8,6 +8,7 @@ package linux
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/kspec/kspec/arch"
 	"github.com/kspec/kspec/kernel"
@@ -42,6 +43,11 @@ var profile = &kernel.Profile{
 // the serial console, KASLR off (so that DWARF addresses are the runtime
 // ones) and a reboot on panic (QEMU runs with -no-reboot, so it exits).
 const DefaultAppend = "console=ttyS0 nokaslr panic=-1 quiet"
+
+// AppendFor is DefaultAppend with the console of cpu (ttyAMA0 on arm64).
+func AppendFor(cpu arch.Arch) string {
+	return strings.Replace(DefaultAppend, "console=ttyS0", "console="+cpu.Console(), 1)
+}
 
 // Profile returns Linux's console profile: getty's login, a POSIX sh, and
 // printk's "[   12.345678]" timestamps telling kernel messages apart.
