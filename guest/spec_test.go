@@ -81,7 +81,7 @@ func TestLoadConfig(t *testing.T) {
 		{"no password", `{"os": "linux", "kernel": "bzImage", "symbols": "vmlinux"}`, nil, []string{"password: missing", "password_file"}},
 		{"missing password file", `{"os": "linux", "kernel": "bzImage", "symbols": "vmlinux", "password_file": "nosuch"}`, nil, []string{"password_file:"}},
 		{"too little memory", `{"os": "linux", "kernel": "bzImage", "symbols": "vmlinux", "password": "", "memory_mib": 16}`, nil, []string{"memory_mib: 16 is too small"}},
-		{"other arch", `{"os": "linux", "arch": "aarch64", "kernel": "bzImage", "symbols": "vmlinux", "password": ""}`, nil, []string{`arch: "aarch64" is not supported`}},
+		{"other arch", `{"os": "linux", "arch": "riscv64", "kernel": "bzImage", "symbols": "vmlinux", "password": ""}`, nil, []string{`arch: "riscv64" is not supported`}},
 		{"several errors at once", `{"os": "linux", "kernel": "nosuch", "symbols": "vmlinux", "password": "", "cpus": 1000}`, nil, []string{"kernel: ", "cpus: 1000"}},
 	}
 	for _, tt := range tests {
