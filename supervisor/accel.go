@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -62,6 +63,10 @@ func ResolveAccel(ctx context.Context, cfg Config) (accel, reason string) {
 	switch cfg.Accel {
 	case "kvm", "tcg":
 		return cfg.Accel, "requested"
+	}
+	if host := runtime.GOARCH; cfg.Arch.DebianArch() != host {
+		// Go's and Debian's names agree for every architecture in arch.
+		return "tcg", fmt.Sprintf("the guest is %s and this host %s: KVM runs only guests of the host's CPU", cfg.Arch.Name(), host)
 	}
 	if ok, why := cfg.KVM.usable(); !ok {
 		return "tcg", "KVM not usable: " + why

@@ -3,9 +3,13 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"github.com/kspec/kspec/arch"
+	"github.com/kspec/kspec/arch/amd64"
+	"github.com/kspec/kspec/arch/arm64"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -252,5 +256,23 @@ func TestKVMProbeOfAbortingQEMU(t *testing.T) {
 	}
 	if v := loadVerdicts(cache)[accelKey(qemu, kernel)]; v.Accel != "tcg" {
 		t.Fatalf("cached %+v", v)
+	}
+}
+
+// TestResolveAccelForeignGuest: a guest of another CPU than the host's
+// runs under TCG without a KVM probe (KVM cannot run it at all).
+func TestResolveAccelForeignGuest(t *testing.T) {
+	var foreign arch.Arch = arm64.Arch{}
+	if runtime.GOARCH == "arm64" {
+		foreign = amd64.Arch{}
+	}
+	cfg := Config{Arch: foreign, Kernel: "/k", KVM: &KVMHost{Usable: kvmOpens,
+		Probe: func(context.Context, string, string) (bool, string) {
+			t.Error("KVM probed for a foreign guest")
+			return true, ""
+		}}}
+	a, why := ResolveAccel(t.Context(), cfg)
+	if a != "tcg" || !strings.Contains(why, "KVM runs only guests of the host's CPU") {
+		t.Errorf("ResolveAccel = %s, %q", a, why)
 	}
 }
