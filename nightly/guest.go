@@ -28,6 +28,7 @@ type guestRun struct {
 	expected    []report.Case
 	prog        *progress
 	sem         chan struct{}
+	tmp         string // scratch directory of the run (dry-run reports)
 	g           *report.GuestResult
 }
 
@@ -47,6 +48,12 @@ func (r *guestRun) run(ctx context.Context) *report.GuestResult {
 	if err != nil {
 		r.fail("preparing the guest", err)
 		return r.g
+	}
+	// The guest's own listing: titles may name what its kernel has.
+	if _, cases, err := dryRun(ctx, r.su.bin, r.o.LabelFilter, r.tmp, ref); err != nil {
+		r.printf("listing the specs for this guest: %v (using the default guest's list)", err)
+	} else {
+		r.expected = inShard(r.o, cases)
 	}
 	if len(r.expected) == 0 {
 		r.printf("no specs to run (shard %s)", r.o.Shard)

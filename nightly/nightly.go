@@ -225,16 +225,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		os.RemoveAll(runDir)
 		return nil, err
 	}
-	expected := su.expected
-	if !o.Shard.Whole() {
-		var mine []report.Case
-		for _, c := range expected {
-			if o.Shard.Has(c.ID) {
-				mine = append(mine, c)
-			}
-		}
-		expected = mine
-	}
+	expected := inShard(o, su.expected)
 	if o.Shard.Whole() {
 		prog.printf("nightly", "suite %q: %s", su.desc, plural(len(expected), "spec", "specs"))
 	} else {
@@ -257,7 +248,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		go func() {
 			defer wg.Done()
 			r := &guestRun{o: o, name: name, su: su, runDir: runDir,
-				dir: report.GuestDir(name), expected: expected, prog: prog, sem: sem}
+				dir: report.GuestDir(name), expected: expected, prog: prog, sem: sem, tmp: tmp}
 			s.Guests[i] = r.run(ctx)
 		}()
 	}
@@ -335,4 +326,18 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// inShard keeps the specs of cases that belong to o's shard.
+func inShard(o Options, cases []report.Case) []report.Case {
+	if o.Shard.Whole() {
+		return cases
+	}
+	var mine []report.Case
+	for _, c := range cases {
+		if o.Shard.Has(c.ID) {
+			mine = append(mine, c)
+		}
+	}
+	return mine
 }

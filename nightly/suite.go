@@ -54,7 +54,7 @@ func buildSuite(ctx context.Context, o Options, tmp string, prog *progress) (*su
 		su.name, su.workDir = SuitePackage, filepath.Join(root, filepath.FromSlash(SuitePackage))
 	}
 	var err error
-	su.desc, su.expected, err = dryRun(ctx, su.bin, o.LabelFilter, tmp)
+	su.desc, su.expected, err = dryRun(ctx, su.bin, o.LabelFilter, tmp, "")
 	if err != nil {
 		return nil, err
 	}
@@ -100,16 +100,25 @@ func findSourceTree() string {
 	}
 }
 
-// dryRun lists the specs the suite binary would run with the label filter:
-// its description and specs.
-func dryRun(ctx context.Context, bin, labelFilter, tmp string) (string, []report.Case, error) {
-	junit := filepath.Join(tmp, "dry-run.xml")
+// dryRun lists the specs the suite binary would run with the label filter
+// against guestRef ("" for the default guest): its description and specs.
+// Spec titles may name what the guest's kernel has (a function renamed in
+// Linux 7.0 is named as that kernel calls it), so each guest's run is
+// listed with that guest in KSPEC_GUEST.
+func dryRun(ctx context.Context, bin, labelFilter, tmp, guestRef string) (string, []report.Case, error) {
+	f, err := os.CreateTemp(tmp, "dry-run-*.xml")
+	if err != nil {
+		return "", nil, err
+	}
+	junit := f.Name()
+	f.Close()
+	defer os.Remove(junit)
 	args := []string{"-ginkgo.dry-run", "-ginkgo.no-color", "-ginkgo.junit-report=" + junit}
 	if labelFilter != "" {
 		args = append(args, "-ginkgo.label-filter="+labelFilter)
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = childEnv("")
+	cmd.Env = childEnv(guestRef)
 	outb, err := cmd.CombinedOutput()
 	j, jerr := report.ReadJUnit(junit)
 	if jerr != nil {
