@@ -553,3 +553,44 @@ func TestMalformedStopReplyStillStops(t *testing.T) {
 		t.Errorf("WaitStop = %+v, %v; Running %v", s, err, c.Running())
 	}
 }
+
+func TestReadPhysicalMemory(t *testing.T) {
+	stub := newFakeStub(t)
+	stub.phys = make([]byte, 0x3000)
+	for i := range stub.phys {
+		stub.phys[i] = byte(0xa0 ^ i)
+	}
+	c := connectFake(t, stub, Options{})
+	// Across a page and longer than one m packet: every byte physical.
+	got, err := c.ReadPhysicalMemory(tctx(t), 0xff0, 0x1020)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, stub.phys[0xff0:0xff0+0x1020]) {
+		t.Error("ReadPhysicalMemory returned other bytes than physical memory's")
+	}
+	// The mode is off again: a virtual read reads virtual memory.
+	v, err := c.ReadMemory(tctx(t), 0x10, 4)
+	if err != nil || !bytes.Equal(v, stub.mem[0x10:0x14]) {
+		t.Errorf("ReadMemory after ReadPhysicalMemory = % x, %v; want % x", v, err, stub.mem[0x10:0x14])
+	}
+	// A failed read also switches the mode off.
+	if _, err := c.ReadPhysicalMemory(tctx(t), 0x2ff0, 0x20); !errors.As(err, new(*RemoteError)) {
+		t.Errorf("read past physical memory: %v, want a RemoteError", err)
+	}
+	pkts := stub.receivedPackets()
+	if last := pkts[len(pkts)-1]; last != "Qqemu.PhyMemMode:0" {
+		t.Errorf("last packet %q, want the mode switched off", last)
+	}
+	if _, err := c.ReadPhysicalMemory(tctx(t), 0, -1); err == nil {
+		t.Error("negative length accepted")
+	}
+}
+
+func TestReadPhysicalMemoryUnsupported(t *testing.T) {
+	stub := newFakeStub(t) // no physical-memory mode: empty reply
+	c := connectFake(t, stub, Options{})
+	if _, err := c.ReadPhysicalMemory(tctx(t), 0, 8); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("ReadPhysicalMemory on a stub without the mode: %v, want ErrUnsupported", err)
+	}
+}

@@ -52,8 +52,9 @@ type fakeStub struct {
 	regs        map[int][]byte
 	threads     []int
 	initialStop string
-	maxRead     int  // the longest m answered (QEMU: PacketSize/2); default 0x800
-	silentStops bool // QEMU >= 8.1: a packet that reaches a running target stops it without a stop reply
+	maxRead     int    // the longest m answered (QEMU: PacketSize/2); default 0x800
+	silentStops bool   // QEMU >= 8.1: a packet that reaches a running target stops it without a stop reply
+	phys        []byte // guest-physical memory for Qqemu.PhyMemMode (nil: no such mode)
 
 	// misbehaviour
 	corruptReplies int                      // corrupt the checksum of the next N replies
@@ -75,6 +76,7 @@ type fakeStub struct {
 	closed    bool
 	bps       map[string]bool
 	sstep     int
+	phyMode   bool
 
 	// statistics
 	received    []string
@@ -402,10 +404,17 @@ func (s *fakeStub) handle(p string) (reply string, answer bool) {
 		if n > uint64(s.maxRead) {
 			return "E22", true
 		}
-		if a+n > uint64(len(s.mem)) {
+		mem := s.mem
+		if s.phyMode {
+			mem = s.phys
+		}
+		if a+n > uint64(len(mem)) {
 			return "E14", true
 		}
-		return hex.EncodeToString(s.mem[a : a+n]), true
+		return hex.EncodeToString(mem[a : a+n]), true
+	case strings.HasPrefix(p, "Qqemu.PhyMemMode:") && s.phys != nil:
+		s.phyMode = p == "Qqemu.PhyMemMode:1"
+		return "OK", true
 	case p[0] == 'M':
 		hdr, data, _ := strings.Cut(p[1:], ":")
 		aS, nS, _ := strings.Cut(hdr, ",")

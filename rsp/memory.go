@@ -95,6 +95,51 @@ func (c *Client) ReadMemory(ctx context.Context, addr uint64, n int) ([]byte, er
 		return nil, err
 	}
 	defer c.release()
+	return c.readMemoryHeld(ctx, addr, n)
+}
+
+// QEMU's physical-memory mode (Qqemu.PhyMemMode, QEMU >= 4.1): while it is 1,
+// m and M packets address guest-physical memory.
+const (
+	phyMemModeOn  = "Qqemu.PhyMemMode:1"
+	phyMemModeOff = "Qqemu.PhyMemMode:0"
+)
+
+// ReadPhysicalMemory reads n bytes of guest-physical memory at addr, with
+// QEMU's physical-memory mode switched on for the reads and off again
+// before it returns (also on error): a kernel-virtual read fails while the
+// stopped vCPU's translation regime cannot see the kernel (an arm64 CPU in
+// EL0 with E0PD), and a caller that walked the page tables itself reads the
+// physical address instead. A stub without the mode is ErrUnsupported.
+func (c *Client) ReadPhysicalMemory(ctx context.Context, addr uint64, n int) ([]byte, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("rsp: read physical memory: negative length %d", n)
+	}
+	if n == 0 {
+		return []byte{}, nil
+	}
+	if err := c.begin(ctx, phyMemModeOn); err != nil {
+		return nil, err
+	}
+	defer c.release()
+	if reply, err := c.callHeld(ctx, phyMemModeOn); err != nil {
+		return nil, err
+	} else if reply != "OK" {
+		return nil, pktErr(phyMemModeOn, fmt.Errorf("%w: %q, want OK", ErrBadReply, shorten(reply)))
+	}
+	buf, err := c.readMemoryHeld(ctx, addr, n)
+	// The mode is global in QEMU (it outlives this connection): switch it
+	// off even when the read failed or ctx is done.
+	offCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, offErr := c.callHeld(offCtx, phyMemModeOff); offErr != nil && err == nil {
+		err = offErr
+	}
+	return buf, err
+}
+
+// readMemoryHeld is ReadMemory for a caller that holds the call slot.
+func (c *Client) readMemoryHeld(ctx context.Context, addr uint64, n int) ([]byte, error) {
 	buf := make([]byte, n)
 	chunk := c.readChunk()
 	window := c.pipelineWindow(chunk)
