@@ -49,6 +49,9 @@ type Arch interface {
 	// KernelBase is the lowest kernel virtual address: a return address
 	// below it has left the kernel.
 	KernelBase() uint64
+	// UserEnd is the end of user space: every user address lies below it
+	// (x86-64's 47-bit half, arm64's 48 bits of TTBR0).
+	UserEnd() uint64
 	// CodeAddress turns a saved return address into a code address
 	// (arm64 strips pointer-authentication bits; amd64 returns it as is).
 	CodeAddress(v uint64) uint64
@@ -82,6 +85,20 @@ type Arch interface {
 	Console() string
 	// DebianArch is Debian's name of the architecture ("amd64", "arm64").
 	DebianArch() string
+
+	// UserMode reports whether a stopped CPU, whose registers reg reads
+	// by gdbstub name, runs user code (x86's CPL 3, arm64's EL0).
+	UserMode(reg func(name string) (uint64, error)) (bool, error)
+}
+
+// PageWalker is an Arch whose kernel addresses kspec translates itself
+// when the gdbstub cannot read them in the stopped CPU's current state
+// (QEMU translates with the CPU's current regime: arm64 at EL0 with E0PD
+// faults on every kernel address). Translate returns the physical address
+// of the kernel virtual address va, reading registers with reg and page
+// table descriptors with readPhys.
+type PageWalker interface {
+	Translate(va uint64, reg func(name string) (uint64, error), readPhys func(pa uint64, n int) ([]byte, error)) (uint64, error)
 }
 
 // known lists every architecture kspec supports, the default first.

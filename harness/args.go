@@ -70,7 +70,7 @@ func (t *Target) ReadMemory(ctx context.Context, addr uint64, n int) ([]byte, er
 	if err := t.checkStopped(op); err != nil {
 		return nil, err
 	}
-	b, err := t.gdb.ReadMemory(ctx, addr, n)
+	b, err := t.readGuest(ctx, addr, n)
 	if err != nil {
 		return b, fmt.Errorf("%s: %w", op, err)
 	}
@@ -104,7 +104,7 @@ func (t *Target) ReadCString(ctx context.Context, addr uint64, maxLen int) (stri
 	for a := addr; len(out) <= maxLen; {
 		chunk := int(page - a%page)
 		chunk = min(chunk, maxLen+1-len(out))
-		b, err := t.gdb.ReadMemory(ctx, a, chunk)
+		b, err := t.readGuest(ctx, a, chunk)
 		if i := bytes.IndexByte(b, 0); i >= 0 {
 			return string(append(out, b[:i]...)), nil
 		}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/kspec/kspec/arch"
-	"github.com/kspec/kspec/rsp"
 	"github.com/kspec/kspec/symbols"
 )
 
@@ -40,7 +39,7 @@ func (t *Target) generalRegisters(ctx context.Context, cpu int) (map[int]uint64,
 // page can still be read.
 type blockReader struct {
 	ctx    context.Context
-	gdb    *rsp.Client
+	t      *Target
 	blocks map[uint64][]byte
 }
 
@@ -57,11 +56,11 @@ func (r *blockReader) read(addr uint64, n int) ([]byte, error) {
 		blk, ok := r.blocks[base]
 		if !ok {
 			var err error
-			blk, err = r.gdb.ReadMemory(r.ctx, base, readBlock)
+			blk, err = r.t.readGuest(r.ctx, base, readBlock)
 			if err != nil || len(blk) < readBlock {
 				// Fall back to exactly what was asked (the block may
 				// reach into unmapped memory).
-				return r.gdb.ReadMemory(r.ctx, addr, n)
+				return r.t.readGuest(r.ctx, addr, n)
 			}
 			if r.blocks == nil {
 				r.blocks = map[uint64][]byte{}
@@ -107,7 +106,7 @@ func (t *Target) backtrace(ctx context.Context, h *Hit) ([]Frame, error) {
 	if err != nil {
 		return nil, err
 	}
-	mem := &blockReader{ctx: ctx, gdb: t.gdb}
+	mem := &blockReader{ctx: ctx, t: t}
 	a := t.arch()
 	entry := func(fn string) bool { return t.os.EntryFunction(fn, a) }
 	return unwind(a, entry, t.syms, h.PC, regs, mem.read)

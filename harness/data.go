@@ -128,7 +128,7 @@ func (t *Target) ResolveExpr(ctx context.Context, expr string) (symbols.Value, e
 		if t.gdb == nil || t.gdb.Running() {
 			return symbols.Value{}, t.harnessErr("resolve "+expr, errors.New("following -> needs the guest stopped"))
 		}
-		b, err := t.gdb.ReadMemory(ctx, v.Addr, 8)
+		b, err := t.readGuest(ctx, v.Addr, 8)
 		if err != nil {
 			return symbols.Value{}, t.harnessErr("read "+v.Expr, err)
 		}
@@ -162,7 +162,7 @@ func (t *Target) ReadExpr(ctx context.Context, expr string) (Data, error) {
 		if v.Size == 0 || v.Size > maxExprRead {
 			return fmt.Errorf("%w: %s is %d bytes; ReadExpr reads objects of 1 byte to %d bytes", ErrBadInput, expr, v.Size, maxExprRead)
 		}
-		b, err := t.gdb.ReadMemory(ctx, v.Addr, int(v.Size))
+		b, err := t.readGuest(ctx, v.Addr, int(v.Size))
 		if err != nil {
 			return t.harnessErr("read "+expr, err)
 		}

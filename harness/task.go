@@ -90,7 +90,7 @@ func (e *targetEnv) Offsetof(typ, m string) (symbols.Value, error) {
 }
 
 func (e *targetEnv) Read(addr uint64, n int) ([]byte, error) {
-	return e.t.gdb.ReadMemory(e.ctx, addr, n)
+	return e.t.readGuest(e.ctx, addr, n)
 }
 
 func (e *targetEnv) Reg(cpu int, name string) (uint64, error) {

@@ -31,7 +31,7 @@ func (t *Target) VerifySymbols(ctx context.Context, syms *symbols.Table) error {
 	err := t.withStopped(ctx, func() error {
 		var lost error // the connection failed (not "unmapped")
 		read := func(addr uint64, n int) ([]byte, error) {
-			b, err := t.gdb.ReadMemory(ctx, addr, n)
+			b, err := t.readGuest(ctx, addr, n)
 			var re *rsp.RemoteError
 			if err != nil && !errors.As(err, &re) && lost == nil {
 				lost = err

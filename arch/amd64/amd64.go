@@ -172,3 +172,20 @@ func (Arch) Console() string { return "ttyS0" }
 
 // DebianArch returns "amd64", Debian's name for the architecture.
 func (Arch) DebianArch() string { return "amd64" }
+
+// RegCS is the code segment register of QEMU's i386-64bit description;
+// its low two bits are the current privilege level.
+const RegCS = "cs"
+
+// UserMode reports whether the CPU runs at privilege level 3 (user space).
+func (Arch) UserMode(reg func(name string) (uint64, error)) (bool, error) {
+	cs, err := reg(RegCS)
+	if err != nil {
+		return false, err
+	}
+	return cs&3 == 3, nil
+}
+
+// UserEnd returns 0x0000800000000000: user space is the lower half of
+// 48-bit (4-level) addresses; QEMU's TCG CPUs have no 5-level paging.
+func (Arch) UserEnd() uint64 { return 0x0000_8000_0000_0000 }

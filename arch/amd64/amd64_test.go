@@ -79,3 +79,27 @@ func TestRegisters(t *testing.T) {
 		t.Error("ArgRegisters returned shared storage")
 	}
 }
+
+func TestUserMode(t *testing.T) {
+	for _, tc := range []struct {
+		cs   uint64
+		want bool
+	}{
+		{0x10, false}, // __KERNEL_CS
+		{0x33, true},  // __USER_CS
+		{0x23, true},  // __USER32_CS
+	} {
+		got, err := Arch{}.UserMode(func(name string) (uint64, error) {
+			if name != RegCS {
+				t.Fatalf("UserMode read %q", name)
+			}
+			return tc.cs, nil
+		})
+		if err != nil || got != tc.want {
+			t.Errorf("UserMode(cs %#x) = %v, %v; want %v", tc.cs, got, err, tc.want)
+		}
+	}
+	if a := (Arch{}); a.UserEnd() > a.KernelBase() {
+		t.Error("user space ends above the kernel's base")
+	}
+}

@@ -168,3 +168,107 @@ func (Arch) Console() string { return "ttyAMA0" }
 
 // DebianArch returns "arm64", Debian's name for the architecture.
 func (Arch) DebianArch() string { return "arm64" }
+
+// Registers of QEMU's aarch64 system-register description that translating
+// an address needs, and the current program status.
+const (
+	RegTTBR0 = "TTBR0_EL1"
+	RegTTBR1 = "TTBR1_EL1"
+	RegTCR   = "TCR_EL1"
+	RegCPSR  = "cpsr"
+)
+
+// UserMode reports whether a CPU with this cpsr runs at EL0 (user space):
+// PSTATE.M[3:2] is the exception level, and an AArch32 state (M[4]) only
+// exists at EL0 for a Linux guest.
+func (Arch) UserMode(reg func(name string) (uint64, error)) (bool, error) {
+	cpsr, err := reg(RegCPSR)
+	if err != nil {
+		return false, err
+	}
+	return cpsr&0x10 != 0 || (cpsr>>2)&3 == 0, nil
+}
+
+// Translate walks the stage-1 page tables (4 KiB granule) to the physical
+// address of va, reading descriptors with readPhys: TTBR1_EL1's tables for
+// a kernel address, TTBR0_EL1's (the current task's) for a user one.
+// QEMU's gdbstub translates a virtual address with the stopped CPU's
+// current regime and permissions, so a CPU stopped in EL0 with E0PD (which
+// Debian's kernels enable where the CPU has it, and -cpu max does) cannot
+// read kernel memory, and one stopped in the kernel with PAN set (always,
+// outside uaccess) cannot read user memory; the physical address can be
+// read either way.
+func (Arch) Translate(va uint64, reg func(name string) (uint64, error), readPhys func(pa uint64, n int) ([]byte, error)) (uint64, error) {
+	ttbrReg := RegTTBR0
+	if va&(1<<55) != 0 {
+		ttbrReg = RegTTBR1
+	}
+	ttbr, err := reg(ttbrReg)
+	if err != nil {
+		return 0, err
+	}
+	tcr, err := reg(RegTCR)
+	if err != nil {
+		return 0, err
+	}
+	return walk(va, ttbr, tcr, readPhys)
+}
+
+// walk is Translate with the registers read: ttbr is TTBR1_EL1 for a
+// kernel address (bit 55 set), TTBR0_EL1 for a user one.
+func walk(va, ttbr, tcr uint64, readPhys func(pa uint64, n int) ([]byte, error)) (uint64, error) {
+	kernel := va&(1<<55) != 0
+	// TCR_EL1: T0SZ 5:0, EPD0 7, TG0 15:14 (0b00 4 KiB); T1SZ 21:16,
+	// EPD1 23, TG1 31:30 (0b10 4 KiB).
+	tsz, granule4K, disabled, half := tcr&0x3f, (tcr>>14)&3 == 0, tcr&(1<<7) != 0, "TTBR0"
+	if kernel {
+		tsz, granule4K, disabled, half = (tcr>>16)&0x3f, (tcr>>30)&3 == 2, tcr&(1<<23) != 0, "TTBR1"
+	}
+	if disabled {
+		return 0, fmt.Errorf("arm64: %#x: walks of %s's tables are disabled (TCR_EL1 %#x)", va, half, tcr)
+	}
+	if !granule4K {
+		return 0, fmt.Errorf("arm64: %#x: %s's granule is not 4 KiB (TCR_EL1 %#x): only the 4 KiB granule is supported", va, half, tcr)
+	}
+	if tsz < 16 || tsz > 39 {
+		return 0, fmt.Errorf("arm64: %#x: %s's TxSZ=%d is outside 16..39", va, half, tsz)
+	}
+	vaBits := 64 - int(tsz)
+	top := va >> uint(vaBits)
+	if kernel && top != (1<<uint(64-vaBits))-1 || !kernel && top != 0 {
+		return 0, fmt.Errorf("arm64: %#x is outside %s's %d-bit address space", va, half, vaBits)
+	}
+	const pageShift, levelBits = 12, 9
+	const oaMask = 0x0000_ffff_ffff_f000 // output address bits 47:12
+	levels := (vaBits - pageShift + levelBits - 1) / levelBits
+	table := ttbr & 0x0000_ffff_ffff_fffe &^ 0x7 // BADDR, ASID and CnP cleared
+	for level := 4 - levels; level <= 3; level++ {
+		shift := uint(pageShift + levelBits*(3-level))
+		idxBits := uint(levelBits)
+		if level == 4-levels { // the first level may be narrower
+			idxBits = uint(vaBits) - shift
+		}
+		idx := (va >> shift) & (1<<idxBits - 1)
+		b, err := readPhys(table+8*idx, 8)
+		if err != nil {
+			return 0, fmt.Errorf("arm64: level %d descriptor of %#x at %#x: %w", level, va, table+8*idx, err)
+		}
+		desc := binary.LittleEndian.Uint64(b)
+		switch {
+		case desc&1 == 0:
+			return 0, fmt.Errorf("arm64: %#x is not mapped (level %d descriptor %#x)", va, level, desc)
+		case desc&2 == 0: // block
+			if level == 0 || level == 3 {
+				return 0, fmt.Errorf("arm64: level %d descriptor %#x of %#x is reserved", level, desc, va)
+			}
+			return desc&oaMask&^(1<<shift-1) | va&(1<<shift-1), nil
+		case level == 3: // page
+			return desc&oaMask | va&(1<<pageShift-1), nil
+		}
+		table = desc & oaMask
+	}
+	return 0, fmt.Errorf("arm64: walking %#x ended without a page", va)
+}
+
+// UserEnd returns 1<<48: TTBR0_EL1 maps VABits of user addresses.
+func (Arch) UserEnd() uint64 { return 1 << VABits }
