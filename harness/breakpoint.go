@@ -32,7 +32,9 @@ type Breakpoint struct {
 // line from the running kernel's DWARF) and on which vCPU.
 type Hit struct {
 	Function string
-	// Offset is the PC's offset from Function's start (0 at entry).
+	// Offset is the PC's offset from Function's entry (0 at entry; the
+	// entry follows the ftrace patch site on arm64, see
+	// symbols.Table.FunctionEntry).
 	Offset uint64
 	File   string
 	Line   int
@@ -109,7 +111,9 @@ func (t *Target) Break(ctx context.Context, name string) (*Breakpoint, error) {
 func (t *Target) locate(name string) (*Breakpoint, error) {
 	sym, err := t.syms.Lookup(name)
 	if err == nil {
-		return &Breakpoint{t: t, Symbol: sym, Addrs: []uint64{sym.Addr}, active: true}, nil
+		// At the function's entry as its debug information (and gdb)
+		// has it: after an arm64 ftrace patch site.
+		return &Breakpoint{t: t, Symbol: sym, Addrs: []uint64{t.syms.FunctionEntry(sym)}, active: true}, nil
 	}
 	if !errors.Is(err, symbols.ErrUnknownSymbol) {
 		return nil, fmt.Errorf("%w: break %s: %w", ErrBadInput, name, err)
@@ -319,6 +323,9 @@ func (t *Target) describeStop(pc uint64, stop rsp.StopReply) *Hit {
 	}
 	if sym, off, err := t.syms.SymbolAt(pc); err == nil {
 		h.Function, h.Offset = sym.Name, off
+		if entry := t.syms.FunctionEntry(sym); pc >= entry {
+			h.Offset = pc - entry // from the entry, past a patch site
+		}
 	}
 	if loc, err := t.syms.LineAt(pc); err == nil {
 		h.File, h.Line = loc.File, loc.Line

@@ -134,17 +134,24 @@ func BenchmarkLookupPhases(b *testing.B) {
 // to set the variable, unless KSPEC_SKIP_MISSING=1 asks for a skip.
 func vmlinux(tb testing.TB) string {
 	tb.Helper()
-	p := os.Getenv("KSPEC_SYMBOLS")
-	msg := "KSPEC_SYMBOLS is not set"
+	return vmlinuxFrom(tb, "KSPEC_SYMBOLS", "usr/lib/debug/boot/vmlinux-<abi> from linux-image-<abi>-cloud-amd64-dbg")
+}
+
+// vmlinuxFrom returns the vmlinux $env names; the test fails when it is
+// not there (skips with KSPEC_SKIP_MISSING=1), saying how to set it.
+func vmlinuxFrom(tb testing.TB, env, example string) string {
+	tb.Helper()
+	p := os.Getenv(env)
+	msg := env + " is not set"
 	if p != "" {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		} else {
-			msg = "KSPEC_SYMBOLS: " + err.Error()
+			msg = env + ": " + err.Error()
 		}
 	}
-	msg += "; set KSPEC_SYMBOLS to a vmlinux with DWARF (the prepared guest's, e.g. " +
-		"usr/lib/debug/boot/vmlinux-<abi> from linux-image-<abi>-cloud-amd64-dbg), or KSPEC_SKIP_MISSING=1 to skip"
+	msg += "; set " + env + " to a vmlinux with DWARF (the prepared guest's, e.g. " +
+		example + "; `kspec guest env` prints it), or KSPEC_SKIP_MISSING=1 to skip"
 	if os.Getenv("KSPEC_SKIP_MISSING") == "1" {
 		tb.Skip(msg)
 	}

@@ -86,19 +86,20 @@ func (t *Table) FunctionLine(name string) (Location, error) {
 	if err != nil {
 		return Location{}, fmt.Errorf("symbols: %w", err)
 	}
+	entry := t.FunctionEntry(sym)
 	if err := t.enter(); err != nil {
 		return Location{}, err
 	}
 	defer t.mu.RUnlock()
-	loc, err := t.lineAt(sym.Addr)
+	loc, err := t.lineAt(entry)
 	if err != nil {
 		return Location{}, err
 	}
-	if loc.Addr < sym.Addr {
+	if loc.Addr < entry {
 		// Like gdb: a row that starts before the function belongs to
 		// code before it, so the function has no line of its own.
 		return Location{}, fmt.Errorf("symbols: %w for %s at %#x: the covering row (%s) starts before it, at %#x",
-			ErrNoLine, sym.Name, sym.Addr, loc, loc.Addr)
+			ErrNoLine, sym.Name, entry, loc, loc.Addr)
 	}
 	loc.Function = sym.Name
 	return loc, nil

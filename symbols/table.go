@@ -63,6 +63,8 @@ type Table struct {
 	cfi     []*frameSection
 
 	cache lineCache
+
+	entries sync.Map // function symbol address -> FunctionEntry
 }
 
 // Open maps the ELF image at path and reads its ELF and section headers.

@@ -3,6 +3,7 @@ package symbols
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -103,12 +104,47 @@ func TestVmlinuxAgainstGDB(t *testing.T) {
 	if err != nil {
 		t.Skip("gdb is not installed")
 	}
-	tb := openVmlinux(t)
 	var names []string
 	for _, kf := range knownFunctions {
 		names = append(names, kf.name)
 	}
-	// Every 2000th unique, sized function: a spread over the image.
+	compareInfoLine(t, openVmlinux(t), gdb, names)
+}
+
+// The arm64 vmlinux ($KSPEC_ARM64_SYMBOLS, the debian-cloud-arm64 guest's)
+// against gdb-multiarch: functions with an ftrace patch site start, for
+// gdb's `info line` as for FunctionLine, after its NOPs.
+func TestArm64VmlinuxAgainstGDB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs gdb-multiarch on the whole vmlinux")
+	}
+	gdb, err := exec.LookPath("gdb-multiarch")
+	if err != nil {
+		t.Fatal("gdb-multiarch is not installed (apt-get install gdb-multiarch; scripts/setup does)")
+	}
+	tb, err := Open(vmlinuxFrom(t, "KSPEC_ARM64_SYMBOLS", "usr/lib/debug/boot/vmlinux-<abi> from linux-image-<abi>-cloud-arm64-dbg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Close()
+	if tb.elf.Machine != elf.EM_AARCH64 {
+		t.Fatalf("%s is %v, not an arm64 vmlinux", tb.Path(), tb.elf.Machine)
+	}
+	names := []string{"do_mkdirat", "do_rmdir", "__do_sys_newuname", "__arm64_sys_mkdirat", "vfs_mkdir", "invoke_syscall", "el0_svc"}
+	sym, err := tb.Lookup("do_mkdirat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entry := tb.FunctionEntry(sym); entry != sym.Addr+8 {
+		t.Errorf("FunctionEntry(do_mkdirat) = %#x, want %#x, after the two NOPs of its patch site at %#x", entry, sym.Addr+8, sym.Addr)
+	}
+	compareInfoLine(t, tb, gdb, names)
+}
+
+// compareInfoLine compares FunctionLine of names, plus every 2000th unique
+// sized function (a spread over the image), with gdb's `info line`.
+func compareInfoLine(t *testing.T, tb *Table, gdb string, names []string) {
+	t.Helper()
 	count := map[string]int{}
 	var funcs []string
 	tb.Symbols(func(s Symbol) bool {
@@ -151,7 +187,7 @@ func TestVmlinuxAgainstGDB(t *testing.T) {
 		switch {
 		case errors.Is(err, ErrNoLine):
 			sym, _ := tb.Lookup(n)
-			ours = fmt.Sprintf("No line number information available for address %#x", sym.Addr)
+			ours = fmt.Sprintf("No line number information available for address %#x", tb.FunctionEntry(sym))
 		case err != nil:
 			t.Errorf("FunctionLine(%s): %v", n, err)
 			continue
@@ -164,7 +200,7 @@ func TestVmlinuxAgainstGDB(t *testing.T) {
 			t.Errorf("%s:\n ours: %s\n gdb:  %s", n, ours, strings.Join(answers[i], "\n       "))
 		}
 	}
-	t.Logf("%d/%d functions match gdb", matched, len(names))
+	t.Logf("%d/%d functions match %s", matched, len(names), gdb)
 }
 
 // stripSymbols removes gdb's <symbol+offset> annotations, which name
