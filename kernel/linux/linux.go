@@ -6,7 +6,6 @@
 package linux
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 
@@ -84,15 +83,10 @@ func (OS) CheckBoot(kernelImage, initrd, disk string) []string {
 	return nil
 }
 
-// SyscallEntry returns the architecture's system call wrapper of call
-// (x86_64: "__x64_sys_" + call). Which calls an architecture has is the
-// caller's to know (arm64 has mkdirat, not mkdir).
+// SyscallEntry returns the system call wrapper that a command calling
+// call enters on a (see SyscallEntry).
 func (OS) SyscallEntry(call string, a arch.Arch) (string, error) {
-	facts, ok := archFacts[a.Name()]
-	if !ok {
-		return "", fmt.Errorf("linux: system call entry names on %s are not known", a.Name())
-	}
-	return facts.syscallPrefix + call, nil
+	return SyscallEntry(a, call)
 }
 
 // EntryFunction reports whether fn is one of the architecture's kernel

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kspec/kspec/arch/arm64"
 	"github.com/kspec/kspec/kernel"
 	"github.com/kspec/kspec/kernel/kerneltest"
 	"github.com/kspec/kspec/symbols"
@@ -141,5 +142,69 @@ func TestLinuxCurrentTaskErrors(t *testing.T) {
 	}
 	if _, err := l.Current(f, 5); err == nil || !strings.Contains(err.Error(), "__per_cpu_offset[5]") {
 		t.Errorf("unreadable per-CPU offset: %v", err)
+	}
+}
+
+// arm64Env is shaped like the Debian 6.1 arm64 cloud kernel: no
+// current_task; SP_EL0 holds current in kernel mode; runqueues is a
+// per-CPU variable linked in .data..percpu (rq.curr at 0x960 of it).
+func arm64Env() *kerneltest.Env {
+	f := kerneltest.NewEnv()
+	f.CPU = arm64.Arch{}
+	f.Rel = "6.1.0-57-cloud-arm64"
+	const rq, offsets = 0xffff80000a5e2b40, 0xffff800009ee6a48
+	f.Exprs["runqueues.curr"] = symbols.Value{Expr: "runqueues.curr", Addr: rq + 0x960, Size: 8}
+	f.Exprs["__per_cpu_offset"] = symbols.Value{Expr: "__per_cpu_offset", Addr: offsets, Size: 8 * 256}
+	f.Member("struct task_struct", "comm", 0x738, 16, "char [16]")
+	f.Member("struct task_struct", "pid", 0x590, 4, "pid_t")
+	f.Member("struct task_struct", "tgid", 0x594, 4, "pid_t")
+	area, start := uint64(0xffff0000ff3a0000), uint64(0xffff80000a000000)
+	f.Put(offsets, 8, area-start) // cpu0's copy lies below the link address: wraps
+	task := uint64(0xffff0000c1a2d100)
+	f.Put(rq+0x960+(area-start), 8, task)
+	f.PutString(task+0x738, 16, "mkdir")
+	f.Put(task+0x590, 4, 93)
+	f.Put(task+0x594, 4, 93)
+	return f
+}
+
+func TestLinuxCurrentTaskArm64(t *testing.T) {
+	const el1h, el0t = 0x600003c5, 0x80000000
+	const mkdirTask = 0xffff0000c1a2d100
+	want := kernel.Task{Addr: mkdirTask, Comm: "mkdir", PID: 93, TID: 93}
+	for _, tc := range []struct {
+		name    string
+		regs    map[string]uint64
+		noRQ    bool
+		want    kernel.Task
+		wantErr string
+	}{
+		{name: "kernel mode: SP_EL0", regs: map[string]uint64{"0:cpsr": el1h, "0:SP_EL0": mkdirTask}, want: want},
+		{name: "user mode: the run queue (SP_EL0 is the user's stack)", regs: map[string]uint64{"0:cpsr": el0t, "0:SP_EL0": 0xfffffc8e2a30}, want: want},
+		{name: "kernel mode before SP_EL0 is switched in", regs: map[string]uint64{"0:cpsr": el1h, "0:SP_EL0": 0xfffffc8e2a30}, want: want},
+		{name: "user mode, no run queues", regs: map[string]uint64{"0:cpsr": el0t}, noRQ: true, wantErr: "runs user code"},
+		{name: "no cpsr", regs: map[string]uint64{}, wantErr: "register cpsr"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := arm64Env()
+			f.Regs = tc.regs
+			if tc.noRQ {
+				delete(f.Exprs, "runqueues.curr")
+			}
+			l, err := OS{}.NewTaskFinder(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := l.Current(f, 0)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Current = %+v, %v; want an error containing %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("Current = %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
 	}
 }
