@@ -16,9 +16,9 @@ import (
 // breakpoint: where did the call come from, which process made it, what do
 // the arguments hold, who writes a variable, what does one instruction do.
 var _ = Describe("the debugger at a kernel stop", Label("debugger"), func() {
-	It("unwinds the mkdir hit through __x64_sys_mkdir and do_syscall_64 to the syscall entry", Label("backtrace"), func(ctx SpecContext) {
+	It(fmt.Sprintf("unwinds the mkdir hit through %s and %s to the syscall entry %s", sys("mkdir"), syscallDispatch, userEntry), Label("backtrace"), func(ctx SpecContext) {
 		hit := breakAndRun(ctx, mkdirat, "mkdir "+uniquePath("bt"))
-		Expect(hit).To(harness.HaveBacktraceContaining("__x64_sys_mkdir", "do_syscall_64"))
+		Expect(hit).To(harness.HaveBacktraceContaining(sys("mkdir"), syscallDispatch))
 
 		frames, err := hit.Backtrace(ctx)
 		Expect(err).NotTo(HaveOccurred())
@@ -27,7 +27,7 @@ var _ = Describe("the debugger at a kernel stop", Label("debugger"), func() {
 		Expect(frames[0].PC).To(Equal(hit.PC))
 		// The unwinder stops cleanly at the user/kernel boundary.
 		last := frames[len(frames)-1]
-		Expect(last.Function).To(Equal("entry_SYSCALL_64"))
+		Expect(last.Function).To(Equal(userEntry))
 		Expect(last.StopReason).To(BeEmpty())
 	}, SpecTimeout(time.Minute))
 
@@ -104,7 +104,7 @@ var _ = Describe("the debugger at a kernel stop", Label("debugger"), func() {
 		Expect(hit.Stop.Watch).NotTo(BeNil())
 		Expect(hit.Stop.Watch.Addr).To(BeNumerically(">=", w.Addr))
 		Expect(hit.Stop.Watch.Addr).To(BeNumerically("<", w.Addr+uint64(w.Size)))
-		Expect(hit).To(harness.HaveBacktraceContaining("__x64_sys_sethostname", "do_syscall_64"))
+		Expect(hit).To(harness.HaveBacktraceContaining(sys("sethostname"), syscallDispatch))
 		Expect(hit).To(harness.HaveComm("hostname"))
 		frames, err := hit.Backtrace(ctx)
 		Expect(err).NotTo(HaveOccurred())

@@ -9,6 +9,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/kspec/kspec/arch"
+	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/harness"
 	"github.com/kspec/kspec/kernel/linux"
 )
@@ -33,24 +35,70 @@ const (
 	maxPath    = 4096
 )
 
-// kernelVersion is the version of the guest's kernel, known before the
-// guest boots so that spec titles can name the functions of that kernel
-// (zero, meaning the newest kernel, when the guest cannot be found: the
-// suite then fails or skips in SynchronizedBeforeSuite, saying why).
-var kernelVersion = guestKernelVersion()
+// guestSpec is the guest under test, known before it boots so that spec
+// titles can name the functions of its kernel and architecture (nil when
+// the guest cannot be found: the suite then fails or skips in
+// SynchronizedBeforeSuite, saying why).
+var guestSpec = resolveGuest()
 
-func guestKernelVersion() linux.Version {
+func resolveGuest() *guest.Spec {
 	ref := os.Getenv("KSPEC_GUEST")
 	if ref == "" {
 		ref = harness.DefaultGuest
 	}
 	spec, err := harness.ResolveGuest(harness.Options{Guest: ref})
 	if err != nil {
+		return nil
+	}
+	return spec
+}
+
+// kernelVersion is the version of the guest's kernel (zero, meaning the
+// newest kernel, when it cannot be told).
+var kernelVersion = func() linux.Version {
+	if guestSpec == nil {
 		return linux.Version{}
 	}
-	v, _ := harness.GuestKernelVersion(spec)
+	v, _ := harness.GuestKernelVersion(guestSpec)
 	return v
+}()
+
+// guestCPU is the guest's CPU architecture (the default one when the guest
+// cannot be found).
+var guestCPU = func() arch.Arch {
+	if guestSpec == nil {
+		return arch.Default()
+	}
+	a, err := guestSpec.CPU()
+	if err != nil {
+		return arch.Default()
+	}
+	return a
+}()
+
+// archFact returns what kernel/linux knows of the guest's architecture.
+func archFact(f func(arch.Arch) (string, error)) string {
+	name, err := f(guestCPU)
+	if err != nil {
+		return "(" + err.Error() + ")" // a title that says why; the spec fails at the name
+	}
+	return name
 }
+
+// sys names the wrapper a command that calls the system call enters on the
+// guest's architecture: __x64_sys_mkdir on x86_64, __arm64_sys_mkdirat on
+// arm64, which has only the *at calls (kernel/linux keeps the facts).
+func sys(call string) string {
+	return archFact(func(a arch.Arch) (string, error) { return linux.SyscallEntry(a, call) })
+}
+
+// The system call path of the guest's architecture: the dispatcher that
+// calls a wrapper (do_syscall_64, invoke_syscall) and the user entry where
+// the backtrace of a system call ends (entry_SYSCALL_64, el0t_64_sync).
+var (
+	syscallDispatch = archFact(linux.SyscallDispatch)
+	userEntry       = archFact(linux.UserEntry)
+)
 
 // fn returns the name the guest's kernel gives the function known (in
 // some kernel line) as name: do_mkdirat is filename_mkdirat from Linux 7.0
@@ -116,12 +164,15 @@ func filenameArg(ctx context.Context, h *harness.Hit, n int) string {
 	return cstring(ctx, ptr(ctx, arg(ctx, h, n)+offset("struct filename", "name")))
 }
 
-// sysArg returns a user argument of a system call at the entry of its
-// __x64_sys_* wrapper, which takes the user's struct pt_regs: reg is the
-// register the user passed it in ("di", "si", "dx", ...).
-func sysArg(ctx context.Context, h *harness.Hit, reg string) uint64 {
+// sysArg returns the n-th user argument (from 0) of a system call at the
+// entry of its wrapper (sys), which takes the user's struct pt_regs: the
+// member that holds it is the architecture's (di, si, ... on x86_64;
+// regs[0], regs[1], ... on arm64).
+func sysArg(ctx context.Context, h *harness.Hit, n int) uint64 {
 	GinkgoHelper()
-	return ptr(ctx, arg(ctx, h, 0)+offset("struct pt_regs", reg))
+	member, err := linux.SyscallArg(guestCPU, n)
+	Expect(err).NotTo(HaveOccurred())
+	return ptr(ctx, arg(ctx, h, 0)+offset("struct pt_regs", member))
 }
 
 // fileName returns the last path component of a struct file *:

@@ -95,12 +95,12 @@ var _ = Describe("failing process calls", Label("process", "negative"), func() {
 // Specs over the kernel's own state.
 var _ = Describe("kernel state", Label("kernel"), func() {
 	It("hostname reaches sethostname with the new name, which the kernel's utsname holds afterwards", Label("sethostname"), func(ctx SpecContext) {
-		// __x64_sys_sethostname(const struct pt_regs *regs): name in rdi, len in rsi.
-		hit, cmd := stopAt(ctx, "__x64_sys_sethostname", "hostname kspec-renamed", 0, nil)
-		Expect(hit).To(harness.StopIn("__x64_sys_sethostname", "kernel/sys.c"))
+		// sethostname's wrapper takes the user's pt_regs: name, then len.
+		hit, cmd := stopAt(ctx, sys("sethostname"), "hostname kspec-renamed", 0, nil)
+		Expect(hit).To(harness.StopIn(sys("sethostname"), "kernel/sys.c"))
 		Expect(hit).To(harness.HaveComm("hostname"))
-		Expect(cstring(ctx, sysArg(ctx, hit, "di"))).To(Equal("kspec-renamed"))
-		Expect(sysArg(ctx, hit, "si")).To(BeEquivalentTo(len("kspec-renamed")))
+		Expect(cstring(ctx, sysArg(ctx, hit, 0))).To(Equal("kspec-renamed"))
+		Expect(sysArg(ctx, hit, 1)).To(BeEquivalentTo(len("kspec-renamed")))
 		before, err := target.ReadString(ctx, "init_uts_ns.name.nodename")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(before).To(Equal(target.Spec().Hostname), "not renamed yet at the entry")
@@ -110,7 +110,7 @@ var _ = Describe("kernel state", Label("kernel"), func() {
 		Expect(after).To(Equal("kspec-renamed"))
 	}, SpecTimeout(time.Minute))
 
-	It("a breakpoint on __do_sys_sethostname, which the compiler inlines into __x64_sys_sethostname, stops hostname in it", Label("sethostname", "inline"), func(ctx SpecContext) {
+	It(fmt.Sprintf("a breakpoint on __do_sys_sethostname, which the compiler inlines into %s, stops hostname in it", sys("sethostname")), Label("sethostname", "inline"), func(ctx SpecContext) {
 		// No symbol: Break sets a location at each inlined copy, as gdb does.
 		hit, cmd := stopAt(ctx, "__do_sys_sethostname", "hostname kspec-inlined", 0, nil)
 		Expect(hit).To(harness.StopIn("__do_sys_sethostname", "kernel/sys.c"))
@@ -118,7 +118,7 @@ var _ = Describe("kernel state", Label("kernel"), func() {
 		frames, err := hit.Backtrace(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(frames[0].Function).To(Equal("__do_sys_sethostname"), "the inlined function is the innermost frame:\n%s", harness.FormatBacktrace(frames, "  "))
-		Expect(hit).To(harness.HaveBacktraceContaining("__x64_sys_sethostname", "do_syscall_64"))
+		Expect(hit).To(harness.HaveBacktraceContaining(sys("sethostname"), syscallDispatch))
 		cmd.finish(ctx)
 		Expect(shell(ctx, "hostname")).To(Equal("kspec-inlined\n"))
 	}, SpecTimeout(time.Minute))
