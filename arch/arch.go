@@ -85,6 +85,10 @@ type Arch interface {
 	Console() string
 	// DebianArch is Debian's name of the architecture ("amd64", "arm64").
 	DebianArch() string
+	// GDB is the gdb that debugs this CPU's kernels on a Debian host, for
+	// the commands kspec prints ("gdb" on amd64, "gdb-multiarch" for a
+	// foreign CPU).
+	GDB() string
 
 	// UserMode reports whether a stopped CPU, whose registers reg reads
 	// by gdbstub name, runs user code (x86's CPL 3, arm64's EL0).

@@ -185,7 +185,7 @@ func (t *Target) Hold(ctx context.Context, o HoldOptions) (err error) {
 	}
 	defer ln.Close()
 	held.Socket = sock
-	held.GDBCommand = gdbCommand(t.spec.Symbols, sock)
+	held.GDBCommand = gdbCommand(t.arch().GDB(), t.spec.Symbols, sock)
 
 	// Hand over: kspec's client leaves without `D` (the VM stays stopped).
 	_ = t.gdb.Close()
@@ -272,11 +272,12 @@ func (t *Target) holdStop(ctx context.Context) (Held, error) {
 	return h, nil
 }
 
-// gdbCommand is a shell command line that starts gdb on vmlinux attached to
-// sock. (Source lines need a prepared source tree and a `set
-// substitute-path`, which kspec does not offer yet.)
-func gdbCommand(vmlinux, sock string) string {
-	return strings.Join([]string{"gdb", "-q", "-ex", shellQuote("target remote " + sock), shellQuote(vmlinux)}, " ")
+// gdbCommand is a shell command line that starts gdb (the guest CPU's,
+// arch.Arch.GDB) on vmlinux attached to sock. (Source lines need a
+// prepared source tree and a `set substitute-path`, which kspec does not
+// offer yet.)
+func gdbCommand(gdb, vmlinux, sock string) string {
+	return strings.Join([]string{gdb, "-q", "-ex", shellQuote("target remote " + sock), shellQuote(vmlinux)}, " ")
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

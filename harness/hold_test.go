@@ -13,12 +13,13 @@ import (
 )
 
 func TestGDBCommandQuoting(t *testing.T) {
-	for _, tc := range []struct{ vmlinux, sock, want string }{
-		{"/c/vmlinux", "/tmp/kspec-run-1/hold.sock", "gdb -q -ex 'target remote /tmp/kspec-run-1/hold.sock' /c/vmlinux"},
-		{"/my dir/it's", "/tmp/r/hold.sock", `gdb -q -ex 'target remote /tmp/r/hold.sock' '/my dir/it'\''s'`},
+	for _, tc := range []struct{ gdb, vmlinux, sock, want string }{
+		{"gdb", "/c/vmlinux", "/tmp/kspec-run-1/hold.sock", "gdb -q -ex 'target remote /tmp/kspec-run-1/hold.sock' /c/vmlinux"},
+		{"gdb", "/my dir/it's", "/tmp/r/hold.sock", `gdb -q -ex 'target remote /tmp/r/hold.sock' '/my dir/it'\''s'`},
+		{"gdb-multiarch", "/a/vmlinux", "/tmp/r/hold.sock", "gdb-multiarch -q -ex 'target remote /tmp/r/hold.sock' /a/vmlinux"},
 	} {
-		if got := gdbCommand(tc.vmlinux, tc.sock); got != tc.want {
-			t.Errorf("gdbCommand(%q, %q) = %s, want %s", tc.vmlinux, tc.sock, got, tc.want)
+		if got := gdbCommand(tc.gdb, tc.vmlinux, tc.sock); got != tc.want {
+			t.Errorf("gdbCommand(%q, %q, %q) = %s, want %s", tc.gdb, tc.vmlinux, tc.sock, got, tc.want)
 		}
 	}
 }

@@ -189,3 +189,6 @@ func (Arch) UserMode(reg func(name string) (uint64, error)) (bool, error) {
 // UserEnd returns 0x0000800000000000: user space is the lower half of
 // 48-bit (4-level) addresses; QEMU's TCG CPUs have no 5-level paging.
 func (Arch) UserEnd() uint64 { return 0x0000_8000_0000_0000 }
+
+// GDB returns "gdb": Debian's gdb debugs amd64 (the host's own CPU).
+func (Arch) GDB() string { return "gdb" }

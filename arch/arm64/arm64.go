@@ -272,3 +272,7 @@ func walk(va, ttbr, tcr uint64, readPhys func(pa uint64, n int) ([]byte, error))
 
 // UserEnd returns 1<<48: TTBR0_EL1 maps VABits of user addresses.
 func (Arch) UserEnd() uint64 { return 1 << VABits }
+
+// GDB returns "gdb-multiarch" (Debian package gdb-multiarch): Debian's
+// plain gdb on an amd64 host has no aarch64 support.
+func (Arch) GDB() string { return "gdb-multiarch" }
