@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kspec/kspec/arch"
 	"github.com/kspec/kspec/guest"
 )
 
@@ -39,8 +40,12 @@ func BenchmarkBootToShell(b *testing.B) {
 
 func BenchmarkRawQEMUBootToShell(b *testing.B) {
 	spec := benchGuest(b)
+	cpu, err := spec.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
 	for b.Loop() {
-		if err := rawBootToShell(spec.Kernel, spec.Initrd, spec.Append, spec.User, spec.Password, spec.MemoryMiB); err != nil {
+		if err := rawBootToShell(cpu, spec.Kernel, spec.Initrd, spec.Append, spec.User, spec.Password, spec.MemoryMiB); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -52,22 +57,34 @@ func benchGuest(b *testing.B) *guest.Spec {
 	if err != nil {
 		b.Fatalf("%v (prepare it with: go run ./cmd/kspec guest prepare)", err)
 	}
-	if err := CheckQEMU(""); err != nil {
+	cpu, err := spec.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := CheckQEMU("", cpu); err != nil {
 		b.Fatal(err)
 	}
 	return spec
 }
 
-// rawBootToShell is the reference: qemu-system-x86_64 with the console on
-// stdio pipes, no gdbstub, no QMP, no pty; wait for "login:", send the user,
-// wait for "Password:", send the password, wait for "# ".
-func rawBootToShell(kernel, initrd, appendLine, user, password string, mem int) error {
+// rawBootToShell is the reference: the CPU's QEMU (with its machine and
+// TCG CPU model) with the console on stdio pipes, no gdbstub, no QMP, no
+// pty; wait for "login:", send the user, wait for "Password:", send the
+// password, wait for "# ".
+func rawBootToShell(cpu arch.Arch, kernel, initrd, appendLine, user, password string, mem int) error {
 	if mem == 0 {
 		mem = 256
 	}
-	cmd := exec.Command("qemu-system-x86_64", "-accel", "tcg", "-m", fmt.Sprint(mem), "-smp", "1",
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
+	args := []string{"-accel", "tcg", "-m", fmt.Sprint(mem), "-smp", "1"}
+	if m := cpu.Machine(); m != "" {
+		args = append(args, "-machine", m)
+	}
+	if c := cpu.CPU(); c != "" {
+		args = append(args, "-cpu", c)
+	}
+	args = append(args, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
 		"-kernel", kernel, "-initrd", initrd, "-append", appendLine)
+	cmd := exec.Command(cpu.QEMU(), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -115,9 +115,13 @@ func qemuFor(qemu string, cpu arch.Arch) string {
 
 // CheckQEMU verifies that the emulator binary (and qemu-img, which makes the
 // snapshot scratch drive) can be found, and says how to install them if not.
-// An empty qemu means the default architecture's (arch.Default).
-func CheckQEMU(qemu string) error {
-	a := arch.Default()
+// An empty qemu means the guest CPU's (cpu.QEMU; a nil cpu is
+// arch.Default), whose Debian package the message names.
+func CheckQEMU(qemu string, cpu arch.Arch) error {
+	a := cpu
+	if a == nil {
+		a = arch.Default()
+	}
 	if qemu == "" {
 		qemu = a.QEMU()
 	}

@@ -307,7 +307,7 @@ func BootState(ctx context.Context, opts Options, dir string, o HoldOptions) err
 		return fmt.Errorf("%w: guest %s: %w", ErrBadInput, spec.Name, err)
 	}
 	o2.QEMU = qemuFor(o2.QEMU, cpu)
-	if err := CheckQEMU(o2.QEMU); err != nil {
+	if err := CheckQEMU(o2.QEMU, cpu); err != nil {
 		return err
 	}
 	if err := CheckRunDirBase(); err != nil {

@@ -71,7 +71,7 @@ func Boot(ctx context.Context, opts Options) (*Target, error) {
 		return nil, fmt.Errorf("%w: guest %s: %w", ErrBadInput, spec.Name, err)
 	}
 	o.QEMU = qemuFor(o.QEMU, cpu)
-	if err := CheckQEMU(o.QEMU); err != nil {
+	if err := CheckQEMU(o.QEMU, cpu); err != nil {
 		return nil, err
 	}
 	if err := CheckRunDirBase(); err != nil { // rundir.go: $TMPDIR holds the sockets
@@ -461,7 +461,7 @@ func StartMachine(ctx context.Context, opts Options, halted bool) (*supervisor.M
 		return nil, nil, fmt.Errorf("%w: guest %s: %w", ErrBadInput, spec.Name, err)
 	}
 	o.QEMU = qemuFor(o.QEMU, cpu)
-	if err := CheckQEMU(o.QEMU); err != nil {
+	if err := CheckQEMU(o.QEMU, cpu); err != nil {
 		return nil, nil, err
 	}
 	if err := CheckRunDirBase(); err != nil { // rundir.go: $TMPDIR holds the sockets

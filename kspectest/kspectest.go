@@ -52,6 +52,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/kspec/kspec/arch"
 	"github.com/kspec/kspec/harness"
 )
 
@@ -134,7 +135,10 @@ func (s *Suite) find(ctx SpecContext) []byte {
 		opts.Guest = cmp.Or(ref, harness.DefaultGuest)
 		spec, err := harness.ResolveGuest(opts)
 		if err == nil {
-			err = harness.CheckQEMU(cmp.Or(opts.QEMU, os.Getenv("KSPEC_QEMU")))
+			var cpu arch.Arch
+			if cpu, err = spec.CPU(); err == nil {
+				err = harness.CheckQEMU(cmp.Or(opts.QEMU, os.Getenv("KSPEC_QEMU")), cpu)
+			}
 		}
 		harness.SkipOrFail(err, Skip)
 		Expect(err).NotTo(HaveOccurred())
