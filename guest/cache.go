@@ -53,6 +53,9 @@ type Manifest struct {
 	BuildID string `json:"build_id"`
 	// InitramfsRecipe is initramfs.RecipeVersion at build time.
 	InitramfsRecipe int `json:"initramfs_recipe"`
+	// Source is the kernel source tree prepared for the guest (`kspec
+	// guest prepare --source`), nil if none.
+	Source *SourceRecord `json:"source,omitempty"`
 }
 
 // Package is one Debian package.

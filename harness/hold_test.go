@@ -17,7 +17,7 @@ func TestGDBCommandQuoting(t *testing.T) {
 		{"/c/vmlinux", "/tmp/kspec-run-1/hold.sock", "gdb -q -ex 'target remote /tmp/kspec-run-1/hold.sock' /c/vmlinux"},
 		{"/my dir/it's", "/tmp/r/hold.sock", `gdb -q -ex 'target remote /tmp/r/hold.sock' '/my dir/it'\''s'`},
 	} {
-		if got := gdbCommand(tc.vmlinux, tc.sock); got != tc.want {
+		if got := gdbCommand(tc.vmlinux, tc.sock, nil); got != tc.want {
 			t.Errorf("gdbCommand(%q, %q) = %s, want %s", tc.vmlinux, tc.sock, got, tc.want)
 		}
 	}

@@ -339,7 +339,7 @@ func BootState(ctx context.Context, opts Options, dir string, o HoldOptions) err
 	defer ln.Close()
 	hctx, cancel := context.WithTimeout(ctx, o.Limit)
 	defer cancel()
-	held := Held{Where: b.State.Stop + " (the saved state of " + b.Spec + ")", Socket: sock, GDBCommand: gdbCommand(spec.Symbols, sock), Limit: o.Limit}
+	held := Held{Where: b.State.Stop + " (the saved state of " + b.Spec + ")", Socket: sock, GDBCommand: gdbCommand(spec.Symbols, sock, sourceForCommand(spec)), Limit: o.Limit}
 	held.Backtrace = b.State.Backtrace
 	if len(held.Backtrace) == 0 {
 		held.BacktraceErr = errors.New("none saved; gdb's bt shows it")
