@@ -117,7 +117,7 @@ func (t *Tree) prefixOf(full string) (string, bool) {
 	parts := strings.Split(strings.TrimPrefix(path.Clean(full), "/"), "/")
 	for i := 0; i+2 <= len(parts); i++ {
 		rest := strings.Join(parts[i:], "/")
-		if isFile(filepath.Join(t.root, filepath.FromSlash(rest))) {
+		if inTree(rest) && isFile(filepath.Join(t.root, filepath.FromSlash(rest))) {
 			p := strings.Join(parts[:i], "/")
 			if path.IsAbs(full) {
 				p = "/" + p
@@ -166,8 +166,8 @@ func (t *Tree) lookup(file string) string {
 		}
 	}
 	for _, c := range cands {
-		if c == ".." || strings.HasPrefix(c, "../") {
-			continue // never outside the tree
+		if !inTree(c) {
+			continue
 		}
 		if f := filepath.Join(t.root, filepath.FromSlash(c)); isFile(f) {
 			return f
@@ -176,7 +176,8 @@ func (t *Tree) lookup(file string) string {
 	if _, ok := t.prefixOf(clean); ok {
 		parts := strings.Split(strings.TrimPrefix(clean, "/"), "/")
 		for i := 0; i+2 <= len(parts); i++ {
-			if f := filepath.Join(t.root, filepath.FromSlash(strings.Join(parts[i:], "/"))); isFile(f) {
+			rest := strings.Join(parts[i:], "/")
+			if f := filepath.Join(t.root, filepath.FromSlash(rest)); inTree(rest) && isFile(f) {
 				return f
 			}
 		}
@@ -277,6 +278,11 @@ func (t *Tree) GDBArgs() []string {
 		args = append(args, "-ex", "set substitute-path "+s[0]+" "+s[1])
 	}
 	return args
+}
+
+// inTree reports whether a cleaned relative path stays inside the tree.
+func inTree(rel string) bool {
+	return rel != ".." && !strings.HasPrefix(rel, "../") && !path.IsAbs(rel)
 }
 
 // isFile reports whether p is a regular file (following links).
