@@ -305,3 +305,6 @@ func ListGuests(cacheDir string) []string {
 	slices.Sort(names)
 	return names
 }
+
+// ReadManifestAt reads the manifest of the prepared guest version in dir.
+func ReadManifestAt(dir string) (*Manifest, error) { return readManifest(dir) }
