@@ -53,6 +53,9 @@ type Manifest struct {
 	BuildID string `json:"build_id"`
 	// InitramfsRecipe is initramfs.RecipeVersion at build time.
 	InitramfsRecipe int `json:"initramfs_recipe"`
+	// Source is the kernel source tree prepared for the guest (`kspec
+	// guest prepare --source`), nil if none.
+	Source *SourceRecord `json:"source,omitempty"`
 }
 
 // Package is one Debian package.
@@ -302,3 +305,6 @@ func ListGuests(cacheDir string) []string {
 	slices.Sort(names)
 	return names
 }
+
+// ReadManifestAt reads the manifest of the prepared guest version in dir.
+func ReadManifestAt(dir string) (*Manifest, error) { return readManifest(dir) }

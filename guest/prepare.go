@@ -42,6 +42,14 @@ type PrepareOptions struct {
 	// verify against; "" means $KSPEC_DEBIAN_KEYRING or
 	// archive.DefaultKeyring.
 	Keyring string
+	// Source also prepares the kernel's source tree (Debian's
+	// linux-source-<major.minor> of the kernel's exact version), shared
+	// by the guests of that version in <cache>/sources, and records it in
+	// the manifest (see SourceTree).
+	Source bool
+	// SourceDecoder picks the xz decoder that unpacks the source tarball;
+	// the default is the system's xz when there is one.
+	SourceDecoder archive.Decoder
 }
 
 // PrepareResult says what Prepare did.
@@ -56,6 +64,8 @@ type PrepareResult struct {
 	// Fallback, if not empty, says why the newest version could not be
 	// checked or built and an older prepared version was used instead.
 	Fallback string
+	// Source is the guest's kernel source tree (with PrepareOptions.Source).
+	Source *SourceRecord
 	// Download, Extract and Total are how long the steps took (zero when
 	// nothing was built).
 	Download, Extract, Total time.Duration
@@ -116,9 +126,52 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 	if err != nil {
 		return nil, res, fmt.Errorf("guest: %w", err)
 	}
-	defer lock.unlock()
+	locked := true
+	defer func() {
+		if locked {
+			lock.unlock()
+		}
+	}()
 	removeStale(gdir, say)
 
+	var (
+		client *archive.Client
+		src    sources
+		srcErr error
+	)
+	spec, res, err := prepareLocked(ctx, name, g, gdir, cacheDir, opts, start, say, &client, &src, &srcErr)
+	if err != nil || !opts.Source {
+		return spec, res, err
+	}
+	// The source is unpacked under the sources' own lock: other prepares
+	// of this guest need not wait a minute for it. The guest's lock is
+	// taken again to record it in the manifest.
+	lock.unlock()
+	locked = false
+	rec, err := prepareSource(ctx, sourceJob{cacheDir: cacheDir, vdir: res.Dir, client: client, src: src, srcErr: srcErr,
+		decoder: opts.SourceDecoder, say: say, lockGuest: func() (func(), error) {
+			l, err := lockGuest(ctx, gdir, say)
+			if err != nil {
+				return nil, err
+			}
+			return l.unlock, nil
+		}})
+	if err != nil {
+		return spec, res, fmt.Errorf("guest: preparing the kernel source of %s: %w", name, err)
+	}
+	res.Source = rec
+	if m, err := readManifest(res.Dir); err == nil {
+		res.Manifest = m
+	}
+	return spec, res, nil
+}
+
+// prepareLocked is Prepare once the guest's lock is held; it reports the
+// archive client and the suites it read (for the source step) through
+// client, srcOut and srcErrOut.
+func prepareLocked(ctx context.Context, name string, g debianGuest, gdir, cacheDir string, opts PrepareOptions, start time.Time,
+	say func(string, ...any), clientOut **archive.Client, srcOut *sources, srcErrOut *error) (*Spec, PrepareResult, error) {
+	var res PrepareResult
 	// fallback returns the newest prepared version after a failure to
 	// resolve or build the newest one, or the failure if there is none.
 	fallback := func(cause error) (*Spec, PrepareResult, error) {
@@ -150,11 +203,14 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 
 	mirror, security, keyring := mirrorFromEnv(opts)
 	client := &archive.Client{CacheDir: filepath.Join(cacheDir, "archive"), Keyring: keyring, Say: say}
+	*clientOut = client
 	say("resolving %s: %s of Debian %s (%s) at %s", name, g.Meta(), g.Suite, g.Arch, mirror)
 	src, err := readSources(ctx, client, g, mirror, security, say)
 	if err != nil {
+		*srcErrOut = err
 		return fallback(err)
 	}
+	*srcOut = src
 	r, err := resolveDebian(src, g)
 	if err != nil {
 		return fallback(err)

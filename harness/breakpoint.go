@@ -38,6 +38,9 @@ type Hit struct {
 	Offset uint64
 	File   string
 	Line   int
+	// Source is the text of File's Line when the guest has a prepared
+	// source tree (`kspec guest prepare --source`), else "".
+	Source string
 	PC     uint64
 	// CPU is the vCPU index (the gdbstub's thread id minus one).
 	CPU int
@@ -329,6 +332,7 @@ func (t *Target) describeStop(pc uint64, stop rsp.StopReply) *Hit {
 	}
 	if loc, err := t.syms.LineAt(pc); err == nil {
 		h.File, h.Line = loc.File, loc.Line
+		h.Source = t.SourceLine(loc.File, loc.Line)
 		if h.Function == "" {
 			h.Function = loc.Function
 		}

@@ -78,6 +78,12 @@ type Held struct {
 	GDBCommand string
 	// Limit is how long kspec waits before it tears the guest down anyway.
 	Limit time.Duration
+	// Source is the source around Stop (numbered lines, the stop's marked
+	// "=>") when the guest has a prepared source tree, else "".
+	Source string
+	// FrameSource is the text of each Backtrace frame's line ("" where
+	// unknown), when the guest has a prepared source tree.
+	FrameSource []string
 }
 
 // String is the text printed for a person: where the guest stopped,
@@ -95,7 +101,13 @@ func (h Held) String() string {
 	default:
 		for i, f := range h.Backtrace {
 			fmt.Fprintf(&b, "  #%-2d %#x in %s at %s:%d\n", i, f.PC, f.Function, f.File, f.Line)
+			if i < len(h.FrameSource) && h.FrameSource[i] != "" {
+				fmt.Fprintf(&b, "        %s\n", strings.TrimSpace(h.FrameSource[i]))
+			}
 		}
+	}
+	if h.Source != "" {
+		fmt.Fprintf(&b, "kspec: source at the stop:\n%s\n", indent(h.Source, "  "))
 	}
 	fmt.Fprintf(&b, "kspec: attach gdb to it with (one session; quit gdb to let kspec tear the guest down, or press Ctrl-C here; limit %s):\n", h.Limit)
 	fmt.Fprintf(&b, "  %s\n", h.GDBCommand)
@@ -185,7 +197,9 @@ func (t *Target) Hold(ctx context.Context, o HoldOptions) (err error) {
 	}
 	defer ln.Close()
 	held.Socket = sock
-	held.GDBCommand = gdbCommand(t.arch().GDB(), t.spec.Symbols, sock)
+	tree, _ := t.Source()
+	held.GDBCommand = gdbCommand(t.arch().GDB(), t.spec.Symbols, sock, tree)
+	held.Source = t.SourceContext(held.Stop.File, held.Stop.Line, 3)
 
 	// Hand over: kspec's client leaves without `D` (the VM stays stopped).
 	_ = t.gdb.Close()
@@ -269,15 +283,8 @@ func (t *Target) holdStop(ctx context.Context) (Held, error) {
 	}
 	h := Held{Stop: t.describeStop(pc, stop)}
 	h.Backtrace, h.BacktraceErr = h.Stop.Backtrace(ctx)
+	h.FrameSource = t.FramesSource(h.Backtrace)
 	return h, nil
-}
-
-// gdbCommand is a shell command line that starts gdb (the guest CPU's,
-// arch.Arch.GDB) on vmlinux attached to sock. (Source lines need a
-// prepared source tree and a `set substitute-path`, which kspec does not
-// offer yet.)
-func gdbCommand(gdb, vmlinux, sock string) string {
-	return strings.Join([]string{gdb, "-q", "-ex", shellQuote("target remote " + sock), shellQuote(vmlinux)}, " ")
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

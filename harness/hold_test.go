@@ -3,23 +3,46 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kspec/kspec/source"
 )
 
 func TestGDBCommandQuoting(t *testing.T) {
-	for _, tc := range []struct{ gdb, vmlinux, sock, want string }{
-		{"gdb", "/c/vmlinux", "/tmp/kspec-run-1/hold.sock", "gdb -q -ex 'target remote /tmp/kspec-run-1/hold.sock' /c/vmlinux"},
-		{"gdb", "/my dir/it's", "/tmp/r/hold.sock", `gdb -q -ex 'target remote /tmp/r/hold.sock' '/my dir/it'\''s'`},
-		{"gdb-multiarch", "/a/vmlinux", "/tmp/r/hold.sock", "gdb-multiarch -q -ex 'target remote /tmp/r/hold.sock' /a/vmlinux"},
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "fs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "fs", "namei.c"), []byte("{\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := source.New(root, func(yield func(source.Unit) bool) error {
+		yield(source.Unit{Name: "fs/namei.c", CompDir: "debian/build/b"})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		gdb, vmlinux, sock string
+		tree               *source.Tree
+		want               string
+	}{
+		{"gdb", "/c/vmlinux", "/tmp/kspec-run-1/hold.sock", nil, "gdb -q -ex 'target remote /tmp/kspec-run-1/hold.sock' /c/vmlinux"},
+		{"gdb", "/my dir/it's", "/tmp/r/hold.sock", nil, `gdb -q -ex 'target remote /tmp/r/hold.sock' '/my dir/it'\''s'`},
+		{"gdb", "/c/vmlinux", "/tmp/r/hold.sock", tree, "gdb -q -ex 'set substitute-path debian/build/b " + root + "' -ex 'target remote /tmp/r/hold.sock' /c/vmlinux"},
+		{"gdb-multiarch", "/a/vmlinux", "/tmp/r/hold.sock", nil, "gdb-multiarch -q -ex 'target remote /tmp/r/hold.sock' /a/vmlinux"},
 	} {
-		if got := gdbCommand(tc.gdb, tc.vmlinux, tc.sock); got != tc.want {
-			t.Errorf("gdbCommand(%q, %q, %q) = %s, want %s", tc.gdb, tc.vmlinux, tc.sock, got, tc.want)
+		if got := gdbCommand(tc.gdb, tc.vmlinux, tc.sock, tc.tree); got != tc.want {
+			t.Errorf("gdbCommand(%q, %q) = %s, want %s", tc.vmlinux, tc.sock, got, tc.want)
 		}
 	}
 }
@@ -70,7 +93,7 @@ func TestHoldHandsTheFailingStopToGDB(t *testing.T) {
 		}
 		// Run exactly the printed command, in batch mode, through a shell.
 		go func() {
-			cmd := exec.CommandContext(ctx, "sh", "-c", h.GDBCommand+" -batch -ex bt")
+			cmd := exec.CommandContext(ctx, "sh", "-c", h.GDBCommand+" -batch -ex bt -ex list")
 			cmd.Env = append(os.Environ(), "HOME="+t.TempDir()) // no ~/.gdbinit
 			out, err := cmd.CombinedOutput()
 			ran <- gdbRun{string(out), err}
@@ -101,6 +124,19 @@ func TestHoldHandsTheFailingStopToGDB(t *testing.T) {
 	}
 	if held.Backtrace[0].Function != "do_mkdirat" {
 		t.Errorf("kspec's frame #0 is %s, want do_mkdirat", held.Backtrace[0].Function)
+	}
+	// With a prepared source tree, the printed command's substitute-path
+	// rules let gdb's list show the stop's line, as kspec does.
+	if _, err := tg.Source(); err != nil {
+		t.Logf("source part skipped: %v", err)
+	} else {
+		want := fmt.Sprintf("%d\t%s\n", held.Stop.Line, held.Stop.Source)
+		if held.Stop.Source == "" || !strings.Contains(g.out, want) || strings.Contains(g.out, "No such file") {
+			t.Errorf("gdb's list does not show %q (kspec's line of %s:%d)", want, held.Stop.File, held.Stop.Line)
+		}
+		if !strings.Contains(held.GDBCommand, "set substitute-path") || !strings.Contains(held.String(), "=> ") {
+			t.Errorf("the hold announcement lacks the substitute-path rules or the source:\n%s", held)
+		}
 	}
 	if !strings.Contains(g.out, "detached") {
 		t.Errorf("gdb did not detach when it quit")

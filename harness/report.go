@@ -265,6 +265,10 @@ type SpecReport struct {
 	// Registers lists the general registers of the last stop's vCPU as
 	// "name value" pairs; it says where they were read.
 	Registers string
+	// Source is the kernel source around where the guest is stopped
+	// (numbered lines, the stop's line marked "=>") when the guest has a
+	// prepared source tree, else "".
+	Source string
 }
 
 // SpecReport collects the failure report of the current spec: its console
@@ -291,7 +295,12 @@ func (t *Target) SpecReport(ctx context.Context) SpecReport {
 	var pc uint64
 	r.Registers, pc = t.reportRegisters(ctx, thread, stop)
 	if stop != nil && pc != 0 {
-		r.LastStop += "; the guest is stopped at " + t.describeStop(pc, *stop).String()
+		h := t.describeStop(pc, *stop)
+		r.LastStop += "; the guest is stopped at " + h.String()
+		if h.Source != "" {
+			r.LastStop += ": " + strings.TrimSpace(h.Source)
+		}
+		r.Source = t.SourceContext(h.File, h.Line, 3)
 	}
 	return r
 }

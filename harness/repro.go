@@ -241,24 +241,29 @@ func ReadBundle(dir string) (*Bundle, error) {
 	return &b, nil
 }
 
-// CheckGuest resolves the bundle's guest here and refuses one that is not
-// the exact guest the bundle was made with (another kernel version, or
-// artifacts whose checksums differ). A guest that is not prepared is an
-// error wrapping ErrMissing with the prepare command.
+// CheckGuest resolves the bundle's exact guest version here and refuses
+// one that is not the exact guest the bundle was made with (artifacts
+// extracted from packages whose checksums differ; the initramfs, built
+// with a random password salt, may differ). A guest version that is not
+// prepared is an error wrapping ErrMissing (EnsureGuest prepares it).
 func (b *Bundle) CheckGuest(opts Options) (*guest.Spec, error) {
 	opts.Guest = b.Guest.Name
-	spec, err := ResolveGuest(opts)
-	if err != nil {
-		return nil, err
-	}
-	if spec.Version != b.Guest.Version {
-		return nil, fmt.Errorf("%w: guest %s here is %s, the bundle's is %s; prepare that version (kspec guest prepare %s) or run the bundle where it is prepared",
-			ErrBadInput, spec.Name, spec.Version, b.Guest.Version, spec.Name)
-	}
-	if len(b.Guest.Artifacts) == 0 {
+	if len(b.Guest.Packages) == 0 { // a guest described by a config file
+		spec, err := ResolveGuest(opts)
+		if err != nil {
+			return nil, err
+		}
+		if spec.Version != b.Guest.Version {
+			return nil, fmt.Errorf("%w: guest %s here is %s, the bundle's is %s; run the bundle where that version is",
+				ErrBadInput, spec.Name, spec.Version, b.Guest.Version)
+		}
 		return spec, nil
 	}
-	m, err := guest.ReadManifest(spec.Name, opts.CacheDir)
+	spec, err := guest.FindVersion(b.Guest.Name, b.Guest.Version, opts.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMissing, err)
+	}
+	m, err := guest.ReadManifestAt(filepath.Dir(spec.Symbols))
 	if err != nil {
 		return nil, fmt.Errorf("%w: guest %s: %w", ErrMissing, spec.Name, err)
 	}
@@ -267,12 +272,39 @@ func (b *Bundle) CheckGuest(opts Options) (*guest.Spec, error) {
 		have[a.File] = a.SHA256
 	}
 	for _, a := range b.Guest.Artifacts {
+		if !strings.Contains(a.From, ":/") {
+			continue // built by kspec, not extracted from a package
+		}
 		if have[a.File] != a.SHA256 {
-			return nil, fmt.Errorf("%w: guest %s %s here has %s with sha256 %s, the bundle's has %s; it is another build: prepare it again (kspec guest prepare --force %s)",
-				ErrBadInput, spec.Name, spec.Version, a.File, have[a.File], a.SHA256, spec.Name)
+			return nil, fmt.Errorf("%w: guest %s %s here has %s with sha256 %s, the bundle's has %s; it is another build: remove %s and run kspec repro again to prepare the bundle's",
+				ErrBadInput, spec.Name, spec.Version, a.File, have[a.File], a.SHA256, filepath.Dir(spec.Symbols))
 		}
 	}
 	return spec, nil
+}
+
+// EnsureGuest is CheckGuest that first prepares the bundle's exact guest
+// version from the Debian archive when it is not prepared here: the
+// packages the bundle records, at their versions, with their checksums
+// (guest.PrepareExact). A version the archive no longer carries is an
+// error wrapping ErrMissing and guest.ErrVersionGone that names what is
+// missing; a package whose checksum differs from the bundle's is refused.
+func (b *Bundle) EnsureGuest(ctx context.Context, opts Options, progress io.Writer) (*guest.Spec, error) {
+	spec, err := b.CheckGuest(opts)
+	if err == nil || !errors.Is(err, guest.ErrNotPrepared) || len(b.Guest.Packages) == 0 || !guest.CanPrepare(b.Guest.Name) {
+		return spec, err
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "kspec: %s %s is not prepared here; preparing it from the packages the bundle names\n", b.Guest.Name, b.Guest.Version)
+	}
+	if _, _, err := guest.PrepareExact(ctx, b.Guest.Name, b.Guest.Version, b.Guest.Packages,
+		guest.PrepareOptions{CacheDir: opts.CacheDir, Progress: progress}); err != nil {
+		if errors.Is(err, guest.ErrVersionGone) {
+			return nil, fmt.Errorf("%w: the bundle's guest %s %s cannot be prepared: %w", ErrMissing, b.Guest.Name, b.Guest.Version, err)
+		}
+		return nil, err
+	}
+	return b.CheckGuest(opts)
 }
 
 // BootState boots the bundle in dir straight into its saved failing state,
@@ -339,7 +371,7 @@ func BootState(ctx context.Context, opts Options, dir string, o HoldOptions) err
 	defer ln.Close()
 	hctx, cancel := context.WithTimeout(ctx, o.Limit)
 	defer cancel()
-	held := Held{Where: b.State.Stop + " (the saved state of " + b.Spec + ")", Socket: sock, GDBCommand: gdbCommand(cpu.GDB(), spec.Symbols, sock), Limit: o.Limit}
+	held := Held{Where: b.State.Stop + " (the saved state of " + b.Spec + ")", Socket: sock, GDBCommand: gdbCommand(cpu.GDB(), spec.Symbols, sock, sourceForCommand(spec)), Limit: o.Limit}
 	held.Backtrace = b.State.Backtrace
 	if len(held.Backtrace) == 0 {
 		held.BacktraceErr = errors.New("none saved; gdb's bt shows it")

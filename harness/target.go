@@ -36,6 +36,7 @@ type Target struct {
 	console *guest.Console
 	gdb     *rsp.Client
 	syms    *symbols.Table
+	src     sourceState // the kernel source tree, if prepared (source.go)
 
 	// BootDuration is the time from starting QEMU to a logged-in shell.
 	BootDuration time.Duration

@@ -203,6 +203,9 @@ func ReportFailure(ctx context.Context, t *harness.Target) {
 	AddReportEntry("kspec console transcript", r.Transcript, ReportEntryVisibilityFailureOrVerbose)
 	AddReportEntry("kspec last stop", r.LastStop, ReportEntryVisibilityFailureOrVerbose)
 	AddReportEntry("kspec registers", r.Registers, ReportEntryVisibilityFailureOrVerbose)
+	if r.Source != "" {
+		AddReportEntry("kspec source", r.Source, ReportEntryVisibilityFailureOrVerbose)
+	}
 }
 
 // Logf writes a progress line to GinkgoWriter (shown for failed specs and

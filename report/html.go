@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -109,8 +110,17 @@ type changeSection struct {
 type failure struct {
 	Guest, Spec, Status, Reason, Log, Excerpt string
 	Truncated, Regression                     bool
-	rank                                      int
+	// Source is the kernel source around the stop (the "kspec source"
+	// report entry), when the guest had a prepared source tree.
+	Source string
+	// Evidence links the failure's bundle (repro.json, vmcore, log
+	// directory) relative to the run directory.
+	Evidence []link
+	rank     int
 }
+
+// link is a relative link of a page.
+type link struct{ Text, Href string }
 
 type guestRow struct {
 	*GuestResult
@@ -216,7 +226,11 @@ func RenderRun(w io.Writer, s *Summary, runDir string) error {
 					f.rank = 3
 				}
 				if sp.Log != "" && runDir != "" {
-					f.Excerpt, f.Truncated = excerpt(filepath.Join(runDir, filepath.FromSlash(sp.Log)), 60)
+					logFile := filepath.Join(runDir, filepath.FromSlash(sp.Log))
+					f.Excerpt, f.Truncated = excerpt(logFile, 60)
+					sections := logSections(logFile)
+					f.Source = sections["report entry kspec source"]
+					f.Evidence = evidenceLinks(sections["report entry kspec evidence"], runDir, g.Guest)
 				}
 				p.Failures = append(p.Failures, f)
 			}
@@ -261,6 +275,100 @@ func sortedKeys(m map[string][]string) []string {
 }
 
 // excerpt returns the first n lines of a file.
+// logSections reads the "--- title ---" sections of a spec's log (see
+// specLog), the first of each title (the first run's).
+func logSections(file string) map[string]string {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	var title string
+	var body []string
+	flush := func() {
+		if title != "" {
+			if _, ok := out[title]; !ok {
+				out[title] = strings.Join(body, "\n")
+			}
+		}
+		title, body = "", nil
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		switch {
+		case strings.HasPrefix(l, "--- ") && strings.HasSuffix(l, " ---") && len(l) > 8:
+			flush()
+			title = l[4 : len(l)-4]
+		case strings.HasPrefix(l, "===== "):
+			flush()
+		case title != "":
+			body = append(body, l)
+		}
+	}
+	flush()
+	for k, v := range out {
+		out[k] = strings.TrimRight(v, "\n")
+	}
+	return out
+}
+
+// evidenceLinks turns the paths a "kspec evidence" report entry names
+// (harness.FailureEvidence: "log directory DIR", "vmcore PATH (...)",
+// "repro bundle PATH (...)") into links relative to the run directory, so
+// that they work wherever the results directory is served from. A path is
+// found under the run directory as written or, when the run was moved or
+// merged from shards, by its <guest>/failures... tail; a file that is not
+// there gets no link.
+func evidenceLinks(entry, runDir, guest string) []link {
+	var out []link
+	for _, l := range strings.Split(entry, "\n") {
+		var text, p string
+		for _, k := range []struct{ prefix, text string }{
+			{"repro bundle ", "repro.json"}, {"vmcore ", "vmcore"}, {"log directory ", "log directory"},
+		} {
+			if rest, ok := strings.CutPrefix(l, k.prefix); ok {
+				text, p = k.text, rest
+				if i := strings.Index(p, " ("); i >= 0 {
+					p = p[:i]
+				}
+				break
+			}
+		}
+		if p == "" {
+			continue
+		}
+		if rel, ok := underRun(p, runDir, guest); ok {
+			if text == "log directory" {
+				rel += "/"
+			}
+			out = append(out, link{Text: text, Href: rel})
+		}
+	}
+	rank := map[string]int{"repro.json": 0, "vmcore": 1, "log directory": 2}
+	sort.SliceStable(out, func(a, b int) bool { return rank[out[a].Text] < rank[out[b].Text] })
+	return out
+}
+
+// underRun returns p relative to runDir (slash-separated, each element
+// escaped for a URL) if it is there.
+func underRun(p, runDir, guest string) (string, bool) {
+	var rel string
+	if r, err := filepath.Rel(runDir, p); err == nil && !strings.HasPrefix(r, "..") && !filepath.IsAbs(r) {
+		rel = filepath.ToSlash(r)
+	} else if i := strings.Index(filepath.ToSlash(p), "/"+guest+"/failures"); guest != "" && i >= 0 {
+		rel = filepath.ToSlash(p)[i+1:]
+	} else {
+		return "", false
+	}
+	if _, err := os.Stat(filepath.Join(runDir, filepath.FromSlash(rel))); err != nil {
+		return "", false
+	}
+	parts := strings.Split(rel, "/")
+	for i, s := range parts {
+		parts[i] = url.PathEscape(s)
+	}
+	return strings.Join(parts, "/"), true
+}
+
 func excerpt(file string, n int) (string, bool) {
 	f, err := os.Open(file)
 	if err != nil {
@@ -463,6 +571,7 @@ th{background:#eef1f5;font-weight:600}
 .guest{font-weight:600}
 .fromto{color:var(--muted);font-size:12px;margin-left:6px}
 .reason{display:block;font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px;color:#39404d;white-space:pre-wrap;word-break:break-word}
+.evidence{font-size:13px;margin:.3em 0}.evidence a{margin-left:.4em}.source-title{font-size:12px;color:#39404d;margin-top:.3em}pre.source{background:#f4f6fa}
 .matrix td.spec{max-width:520px;min-width:260px}
 .matrix td.spec small{color:var(--muted)}
 .matrix th.k{font-weight:500;font-size:12px;color:var(--muted);text-align:center}
@@ -540,6 +649,8 @@ var runTmpl = template.Must(template.New("run").Funcs(funcs).Parse(`<!DOCTYPE ht
 {{if .Failures}}<h2>Failures and console logs</h2>
 {{range .Failures}}<details class="{{.Status}}" open><summary><span class="guest">{{.Guest}}</span> · {{.Spec}} — <b class="c-{{.Status}}">{{if .Regression}}REGRESSION ({{.Status}}){{else}}{{.Status}}{{end}}</b>{{if .Log}} · <a href="{{.Log}}">full log</a>{{end}}</summary>
 {{if .Reason}}<span class="reason">{{.Reason}}</span>{{end}}
+{{if .Evidence}}<div class="evidence">evidence:{{range .Evidence}} <a href="{{.Href}}">{{.Text}}</a>{{end}}</div>{{end}}
+{{if .Source}}<div class="source-title">source at the stop:</div><pre class="source">{{.Source}}</pre>{{end}}
 {{if .Excerpt}}<pre>{{.Excerpt}}{{if .Truncated}}
 … (see the full log){{end}}</pre>{{end}}
 </details>

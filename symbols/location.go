@@ -104,3 +104,42 @@ func (t *Table) FunctionLine(name string) (Location, error) {
 	loc.Function = sym.Name
 	return loc, nil
 }
+
+// Unit is a compilation unit as its DWARF names it.
+type Unit struct {
+	// Name is DW_AT_name: the primary source file, relative
+	// ("fs/namei.c") or absolute.
+	Name string
+	// CompDir is DW_AT_comp_dir, the compilation directory (may itself be
+	// relative in reproducible builds, e.g. the kernel's
+	// "debian/build/build_amd64_none_cloud-amd64").
+	CompDir string
+}
+
+// Units calls yield with the compilation units in .debug_info order until
+// it returns false. A unit's compilation directory is read only when it
+// is reached, so a caller that stops early reads few units.
+func (t *Table) Units(yield func(Unit) bool) error {
+	if err := t.enter(); err != nil {
+		return err
+	}
+	defer t.mu.RUnlock()
+	d, err := t.dwarf()
+	if err != nil {
+		return err
+	}
+	names, err := d.unitNameList()
+	if err != nil {
+		return fmt.Errorf("symbols: listing units: %w", err)
+	}
+	for _, un := range names {
+		u, err := d.unitAt(un.off)
+		if err != nil {
+			return fmt.Errorf("symbols: unit at %#x: %w", un.off, err)
+		}
+		if !yield(Unit{Name: string(u.name), CompDir: string(u.compDir)}) {
+			return nil
+		}
+	}
+	return nil
+}

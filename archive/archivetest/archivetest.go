@@ -323,3 +323,38 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// Tarball builds a tar archive of files under the directory top (as
+// Debian's linux-source-<x.y>.tar.xz holds linux-source-<x.y>/...),
+// compressed as comp ("xz", "gz", "zst"; "tar" for none). A File with
+// Link set is a symbolic link; one whose Link starts with "hard:" is a
+// hard link to the path after it (relative to top).
+func Tarball(t testing.TB, top string, files []File, comp Compression) []byte {
+	t.Helper()
+	var data bytes.Buffer
+	tw := tar.NewWriter(&data)
+	now := time.Unix(1_700_000_000, 0)
+	must(t, tw.WriteHeader(&tar.Header{Name: top + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: now}))
+	for _, f := range files {
+		name := top + "/" + f.Path
+		switch {
+		case strings.HasPrefix(f.Link, "hard:"):
+			must(t, tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: top + "/" + strings.TrimPrefix(f.Link, "hard:"), ModTime: now}))
+		case f.Link != "":
+			must(t, tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: f.Link, Mode: 0o777, ModTime: now}))
+		default:
+			mode := int64(0o644)
+			if strings.HasSuffix(f.Path, ".sh") {
+				mode = 0o755
+			}
+			must(t, tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Size: int64(len(f.Body)), Mode: mode, ModTime: now}))
+			_, err := tw.Write(f.Body)
+			must(t, err)
+		}
+	}
+	must(t, tw.Close())
+	if comp == "tar" {
+		return data.Bytes()
+	}
+	return compress(t, data.Bytes(), comp)
+}

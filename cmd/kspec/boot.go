@@ -41,11 +41,7 @@ func cmdBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stderr, "kspec: QEMU %s (%s)\n", m.QMP().Version(), m.Args()[0])
 	fmt.Fprintf(stderr, "kspec: %s %s running under %s (%s); log in as %s (password: see the guest's docs; the default guest's is in README.md)\n", spec.Name, spec.Version, m.Accel(), m.AccelReason(), user)
-	gdb := "gdb"
-	if cpu, err := spec.CPU(); err == nil {
-		gdb = cpu.GDB()
-	}
-	fmt.Fprintf(stderr, "kspec: attach gdb from another terminal with:\n  %s -ex '%s' %s\n", gdb, m.GDBTarget(), spec.Symbols)
+	fmt.Fprintf(stderr, "kspec: attach gdb from another terminal with:\n  %s\n", harness.GDBCommand(spec, m.GDBTarget()))
 	fmt.Fprintf(stderr, "kspec: console log: %s; press Ctrl-] to quit\n", m.Paths().ConsoleLog)
 
 	restore := rawTerminal(os.Stdin)

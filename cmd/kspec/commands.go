@@ -40,11 +40,23 @@ func cmdGuestPrepare(ctx context.Context, args []string, stdout, stderr io.Write
 	cache := fs.String("cache", "", "cache directory (default $KSPEC_CACHE or ~/.cache/kspec)")
 	asJSON := fs.Bool("json", false, "print the prepared guest as JSON on stdout")
 	force := fs.Bool("force", false, "rebuild even if the newest version is already prepared")
+	source := fs.Bool("source", false, "also fetch the kernel's source (Debian's linux-source-<major.minor> of its exact version, ≈150 MB, 1.3 GB unpacked) into the cache, so that hits, backtraces, failure reports and gdb show source lines")
+	decoder := fs.String("source-decoder", "auto", "xz decoder for the source tarball: auto (the system's xz when there is one), xz or go")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("kspec guest prepare: unexpected argument %q", fs.Arg(0))
+	}
+	var dec archive.Decoder
+	switch *decoder {
+	case "auto":
+	case "xz":
+		dec = archive.DecoderXZ
+	case "go":
+		dec = archive.DecoderGo
+	default:
+		return usagef("kspec guest prepare: --source-decoder %q: want auto, xz or go", *decoder)
 	}
 	if !guest.CanPrepare(*name) {
 		return usagef("kspec guest prepare: unknown guest %q; kspec prepares debian-<suite>-<flavour> with flavour cloud or generic, e.g. %s (describe other guests with a config file: --guest FILE)", *name, strings.Join(guest.KnownGuests(), ", "))
@@ -60,7 +72,7 @@ func cmdGuestPrepare(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 	}
 	spec, res, err := guest.Prepare(ctx, *name, guest.PrepareOptions{CacheDir: *cache, Progress: stderr, Force: *force,
-		Mirror: *mirror, SecurityMirror: *security, Keyring: *keyring})
+		Mirror: *mirror, SecurityMirror: *security, Keyring: *keyring, Source: *source, SourceDecoder: dec})
 	if err != nil {
 		return err
 	}
@@ -74,6 +86,13 @@ func cmdGuestPrepare(ctx context.Context, args []string, stdout, stderr io.Write
 		state = "already prepared"
 	}
 	fmt.Fprintf(stdout, "%s %s (%s): %s at %s\n", spec.Name, spec.Version, spec.OS, state, res.Dir)
+	if res.Source != nil {
+		tree, err := guest.SourceTree(spec)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "source %s %s: %s\n", res.Source.Package, res.Source.Version, tree)
+	}
 	return nil
 }
 
@@ -112,7 +131,11 @@ func cmdGuestEnv(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", harness.ErrMissing, err)
 	}
-	for _, kv := range [][2]string{{"KSPEC_KERNEL", spec.Kernel}, {"KSPEC_INITRD", spec.Initrd}, {"KSPEC_SYMBOLS", spec.Symbols}, {"KSPEC_GUEST_VERSION", spec.Version}} {
+	vars := [][2]string{{"KSPEC_KERNEL", spec.Kernel}, {"KSPEC_INITRD", spec.Initrd}, {"KSPEC_SYMBOLS", spec.Symbols}, {"KSPEC_GUEST_VERSION", spec.Version}}
+	if tree, err := guest.SourceTree(spec); err == nil {
+		vars = append(vars, [2]string{"KSPEC_SOURCE", tree})
+	}
+	for _, kv := range vars {
 		fmt.Fprintf(stdout, "export %s=%s\n", kv[0], shellQuote(kv[1]))
 	}
 	return nil

@@ -72,7 +72,7 @@ func (e exitError) Unwrap() error { return e.err }
 const usage = `usage: kspec <command> [flags]
 
 commands:
-  guest prepare [--json] [--force] [--guest NAME] [--mirror URL] [--keyring FILE]
+  guest prepare [--json] [--force] [--source] [--guest NAME] [--mirror URL] [--keyring FILE]
                                                     build a guest (debian-<suite>-<flavour>) from Debian's archive into the cache
   guest list                                        list prepared guests
   guest env [--guest NAME]                          shell exports (KSPEC_KERNEL, KSPEC_SYMBOLS, ...) of a prepared guest

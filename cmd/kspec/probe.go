@@ -22,6 +22,8 @@ type probeResult struct {
 	Function  string       `json:"function"`
 	File      string       `json:"file"`
 	Line      int          `json:"line"`
+	Source    string       `json:"source,omitempty"` // the line's text, with a prepared source tree
+	context   string       // the lines around it, for people
 	PC        string       `json:"pc"`
 	CPU       int          `json:"cpu"`
 	Offset    uint64       `json:"offset"`
@@ -42,6 +44,7 @@ type probeFrame struct {
 	Function   string `json:"function"`
 	File       string `json:"file"`
 	Line       int    `json:"line"`
+	Source     string `json:"source,omitempty"`
 	PC         string `json:"pc"`
 	Inlined    bool   `json:"inlined,omitempty"`
 	StopReason string `json:"stop_reason,omitempty"`
@@ -210,17 +213,23 @@ func checkVmcorePath(file string) error {
 // What cannot be read is listed in Errors rather than failing the probe.
 func describeHit(ctx context.Context, t *harness.Target, hit *harness.Hit, wp *harness.Watchpoint) probeResult {
 	out := probeResult{
-		Function: hit.Function, File: hit.File, Line: hit.Line,
+		Function: hit.Function, File: hit.File, Line: hit.Line, Source: hit.Source,
 		PC: fmt.Sprintf("%#x", hit.PC), CPU: hit.CPU, Offset: hit.Offset,
+		context: t.SourceContext(hit.File, hit.Line, 2),
 	}
 	if frames, err := hit.Backtrace(ctx); err != nil {
 		out.Errors = append(out.Errors, "backtrace: "+err.Error())
 	} else {
-		for _, f := range frames {
-			out.Backtrace = append(out.Backtrace, probeFrame{
+		text := t.FramesSource(frames)
+		for i, f := range frames {
+			pf := probeFrame{
 				Function: f.Function, File: f.File, Line: f.Line, PC: fmt.Sprintf("%#x", f.PC),
 				Inlined: f.Inlined, StopReason: f.StopReason,
-			})
+			}
+			if i < len(text) {
+				pf.Source = text[i]
+			}
+			out.Backtrace = append(out.Backtrace, pf)
 		}
 	}
 	if task, err := hit.Task(ctx); err != nil {
@@ -252,6 +261,9 @@ func printHit(w io.Writer, hit *harness.Hit, out probeResult) {
 		fmt.Fprintf(w, " in %s[%d]", out.Comm, out.PID)
 	}
 	fmt.Fprintln(w)
+	if out.context != "" {
+		fmt.Fprintf(w, "%s\n", strings.ReplaceAll("  "+out.context, "\n", "\n  "))
+	}
 	if out.Watch != nil {
 		fmt.Fprintf(w, "  %s watchpoint on %s (%s, %d bytes, %s) hit at %s; now %q\n",
 			out.Watch.Kind, out.Watch.Expr, out.Watch.Addr, out.Watch.Size, out.Watch.Type, out.Watch.HitAddr, out.Watch.Value)
@@ -262,6 +274,9 @@ func printHit(w io.Writer, hit *harness.Hit, out probeResult) {
 			inl = " [inlined]"
 		}
 		fmt.Fprintf(w, "  #%-2d %s in %s at %s:%d%s\n", i, f.PC, f.Function, f.File, f.Line, inl)
+		if f.Source != "" {
+			fmt.Fprintf(w, "        %s\n", strings.TrimSpace(f.Source))
+		}
 		if f.StopReason != "" {
 			fmt.Fprintf(w, "      (unwinding stopped: %s)\n", f.StopReason)
 		}

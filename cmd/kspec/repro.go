@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kspec/kspec/arch"
+	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/harness"
 )
 
@@ -42,14 +43,16 @@ func cmdRepro(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	opts := harness.Options{CacheDir: *cache, QEMU: *qemu, Accel: *accel}
+	// The bundle's exact guest: prepared from the archive when missing.
+	spec, err := b.EnsureGuest(ctx, opts, stderr)
+	if err != nil {
+		return err
+	}
 	if *state {
 		return harness.BootState(ctx, opts, dir, harness.HoldOptions{
 			Limit:    *limit,
 			Announce: func(h harness.Held) { fmt.Fprint(stderr, h.String()) },
 		})
-	}
-	if _, err := b.CheckGuest(opts); err != nil {
-		return err
 	}
 	logDir := filepath.Join(dir, "repro-"+time.Now().UTC().Format("20060102T150405Z"))
 	focus := "-ginkgo.focus=" + regexp.QuoteMeta(b.Spec) // Ginkgo does not match anchored focus against the full text
@@ -64,7 +67,13 @@ func cmdRepro(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cmd.Dir = b.Suite.Dir
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = stdout, stderr, os.Stdin
-	cmd.Env = append(os.Environ(), "KSPEC_GUEST="+b.Guest.Name, "KSPEC_LOGDIR="+logDir)
+	// The exact version's config, not the guest's name: a newer version
+	// of it may be prepared here too.
+	guestRef := b.Guest.Name
+	if len(b.Guest.Packages) > 0 {
+		guestRef = filepath.Join(filepath.Dir(spec.Symbols), guest.FileSpec)
+	}
+	cmd.Env = append(os.Environ(), "KSPEC_GUEST="+guestRef, "KSPEC_LOGDIR="+logDir)
 	if *cache != "" {
 		cmd.Env = append(cmd.Env, "KSPEC_CACHE="+*cache)
 	}
