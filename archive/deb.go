@@ -59,26 +59,9 @@ func Extract(ctx context.Context, debPath string, match Matcher, dst string, mod
 	if err != nil {
 		return nil, err
 	}
-	ar, err := deb.LoadAr(f)
+	data, err := dataMember(f, debPath)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a .deb (ar archive): %w", debPath, err)
-	}
-	var data *deb.ArEntry
-	for {
-		e, err := ar.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", debPath, err)
-		}
-		if strings.HasPrefix(e.Name, "data.tar") {
-			data = e
-			break
-		}
-	}
-	if data == nil {
-		return nil, fmt.Errorf("%s has no data.tar member", debPath)
+		return nil, err
 	}
 	in := &ctxReader{ctx: ctx, r: data.Data}
 	var dec io.Reader
@@ -241,4 +224,25 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// dataMember returns the data.tar member of the .deb f (at debPath, for
+// errors).
+func dataMember(f io.ReaderAt, debPath string) (*deb.ArEntry, error) {
+	ar, err := deb.LoadAr(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a .deb (ar archive): %w", debPath, err)
+	}
+	for {
+		e, err := ar.Next()
+		if err == io.EOF {
+			return nil, fmt.Errorf("%s has no data.tar member", debPath)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", debPath, err)
+		}
+		if strings.HasPrefix(e.Name, "data.tar") {
+			return e, nil
+		}
+	}
 }

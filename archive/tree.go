@@ -19,7 +19,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
-	"pault.ag/go/debian/deb"
 )
 
 // Decoder names how xz streams are decompressed: DecoderAuto pipes them
@@ -66,26 +65,9 @@ func ExtractTree(ctx context.Context, debPath string, match Matcher, dst string,
 		return nil, err
 	}
 	defer f.Close()
-	ar, err := deb.LoadAr(f)
+	data, err := dataMember(f, debPath)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a .deb (ar archive): %w", debPath, err)
-	}
-	var data *deb.ArEntry
-	for {
-		e, err := ar.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", debPath, err)
-		}
-		if strings.HasPrefix(e.Name, "data.tar") {
-			data = e
-			break
-		}
-	}
-	if data == nil {
-		return nil, fmt.Errorf("%s has no data.tar member", debPath)
+		return nil, err
 	}
 	base := path.Base(debPath)
 	in := &ctxReader{ctx: ctx, r: data.Data}

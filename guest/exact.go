@@ -46,34 +46,10 @@ func FindVersion(name, version, cacheDir string) (*Spec, error) {
 func PrepareExact(ctx context.Context, name, version string, pkgs []Package, opts PrepareOptions) (*Spec, PrepareResult, error) {
 	start := time.Now()
 	var res PrepareResult
-	say := func(format string, args ...any) {
-		if opts.Progress != nil {
-			fmt.Fprintf(opts.Progress, format+"\n", args...)
-		}
-	}
-	g, ok := lookupDebian(name)
-	if !ok {
-		return nil, res, fmt.Errorf("guest: kspec cannot prepare a guest called %q; it prepares %s", name, quoteList(KnownGuests()))
-	}
-	cacheDir := opts.CacheDir
-	if cacheDir == "" {
-		d, err := DefaultCacheDir()
-		if err != nil {
-			return nil, res, err
-		}
-		cacheDir = d
-	}
-	cacheDir, err := filepath.Abs(cacheDir)
+	say := opts.say
+	g, cacheDir, gdir, lock, err := beginPrepare(ctx, name, opts, say)
 	if err != nil {
 		return nil, res, err
-	}
-	gdir := guestDir(cacheDir, name)
-	if err := os.MkdirAll(gdir, 0o755); err != nil {
-		return nil, res, fmt.Errorf("guest: %w", err)
-	}
-	lock, err := lockGuest(ctx, gdir, say)
-	if err != nil {
-		return nil, res, fmt.Errorf("guest: %w", err)
 	}
 	defer lock.unlock()
 	removeStale(gdir, say)

@@ -97,34 +97,10 @@ const progressInterval = time.Second
 func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, PrepareResult, error) {
 	start := time.Now()
 	var res PrepareResult
-	say := func(format string, args ...any) {
-		if opts.Progress != nil {
-			fmt.Fprintf(opts.Progress, format+"\n", args...)
-		}
-	}
-	g, ok := lookupDebian(name)
-	if !ok {
-		return nil, res, fmt.Errorf("guest: kspec cannot prepare a guest called %q; it prepares %s (other guests are described by a config file, see guest.LoadConfig)", name, quoteList(KnownGuests()))
-	}
-	cacheDir := opts.CacheDir
-	if cacheDir == "" {
-		d, err := DefaultCacheDir()
-		if err != nil {
-			return nil, res, err
-		}
-		cacheDir = d
-	}
-	cacheDir, err := filepath.Abs(cacheDir)
+	say := opts.say
+	g, cacheDir, gdir, lock, err := beginPrepare(ctx, name, opts, say)
 	if err != nil {
 		return nil, res, err
-	}
-	gdir := guestDir(cacheDir, name)
-	if err := os.MkdirAll(gdir, 0o755); err != nil {
-		return nil, res, fmt.Errorf("guest: %w", err)
-	}
-	lock, err := lockGuest(ctx, gdir, say)
-	if err != nil {
-		return nil, res, fmt.Errorf("guest: %w", err)
 	}
 	locked := true
 	defer func() {
@@ -663,4 +639,42 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// beginPrepare is how Prepare and PrepareExact start: the Debian guest
+// called name, the absolute cache root, the guest's directory in it, and
+// the guest's lock, held (the caller unlocks it).
+func beginPrepare(ctx context.Context, name string, opts PrepareOptions, say func(string, ...any)) (debianGuest, string, string, *lockFile, error) {
+	g, ok := lookupDebian(name)
+	if !ok {
+		return g, "", "", nil, fmt.Errorf("guest: kspec cannot prepare a guest called %q; it prepares %s (other guests are described by a config file, see guest.LoadConfig)", name, quoteList(KnownGuests()))
+	}
+	cacheDir := opts.CacheDir
+	if cacheDir == "" {
+		d, err := DefaultCacheDir()
+		if err != nil {
+			return g, "", "", nil, err
+		}
+		cacheDir = d
+	}
+	cacheDir, err := filepath.Abs(cacheDir)
+	if err != nil {
+		return g, "", "", nil, err
+	}
+	gdir := guestDir(cacheDir, name)
+	if err := os.MkdirAll(gdir, 0o755); err != nil {
+		return g, "", "", nil, fmt.Errorf("guest: %w", err)
+	}
+	lock, err := lockGuest(ctx, gdir, say)
+	if err != nil {
+		return g, "", "", nil, fmt.Errorf("guest: %w", err)
+	}
+	return g, cacheDir, gdir, lock, nil
+}
+
+// say writes one progress line to Progress, if set.
+func (o PrepareOptions) say(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
 }

@@ -152,18 +152,9 @@ func findSource(src sources, version string) (*archive.Package, error) {
 	if err != nil {
 		return nil, err
 	}
-	var others []string
-	for _, layer := range src {
-		for _, ix := range layer {
-			p := ix.Get(name)
-			if p == nil {
-				continue
-			}
-			if p.Version == version {
-				return p, nil
-			}
-			others = append(others, p.Version+" ("+ix.Suite+")")
-		}
+	p, others := findExact(src, name, version)
+	if p != nil {
+		return p, nil
 	}
 	if len(others) == 0 {
 		return nil, fmt.Errorf("%w: the suites %s have no package %s", ErrSourceGone, strings.Join(suiteNames(src), ", "), name)

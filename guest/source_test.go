@@ -117,7 +117,7 @@ func TestPrepareSourceErrors(t *testing.T) {
 	}{
 		{"only another version", func(t *testing.T) []archivetest.Package {
 			return []archivetest.Package{sourcePackage(t, "6.1", "6.1.176-1", false)}
-		}, false, ErrSourceGone, "linux-source-6.1 only in version 6.1.176-1 (bookworm), not 6.1.192-3"},
+		}, false, ErrSourceGone, "linux-source-6.1 only in version 6.1.176-1 in bookworm, not 6.1.192-3"},
 		{"none at all", func(t *testing.T) []archivetest.Package { return nil }, false, ErrSourceGone, "have no package linux-source-6.1"},
 		{"checksum mismatch", func(t *testing.T) []archivetest.Package {
 			return []archivetest.Package{sourcePackage(t, "6.1", "6.1.192-3", true)}
