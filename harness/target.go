@@ -503,6 +503,10 @@ func cleanStale(o Options) {
 
 // arch returns the guest's CPU architecture (the default one for a Target
 // that was not booted, as in tests).
+// Arch is the guest's CPU architecture: register names (Arch().PC()),
+// argument registers, the gdb that debugs it.
+func (t *Target) Arch() arch.Arch { return t.arch() }
+
 func (t *Target) arch() arch.Arch {
 	if t == nil || t.cpu == nil {
 		return arch.Default()

@@ -82,7 +82,7 @@ var _ = Describe("a kernel oops", Label("oops"), func() {
 		Expect(err).NotTo(HaveOccurred())
 		// Jump to address 0 in kernel mode: the kernel oopses ("BUG: kernel
 		// NULL pointer dereference") and kills mkdir, and goes on running.
-		Expect(t.RSP().WriteRegister(ctx, "rip", 0)).To(Succeed())
+		Expect(t.RSP().WriteRegister(ctx, t.Arch().PC(), 0)).To(Succeed())
 		Expect(t.ClearBreakpoints(ctx)).To(Succeed())
 
 		_, err = t.Collect(waitCtx, pending)
