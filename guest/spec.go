@@ -410,10 +410,11 @@ func Lookup(ref, cacheDir string) (*Spec, error) {
 
 // KnownGuests lists the guests kspec prepares as a matter of course,
 // sorted: debian-cloud and debian-generic (bookworm) and
-// debian-<suite>-<flavour> for bookworm, trixie, sid and experimental.
-// Prepare builds any suite the mirror carries (see CanPrepare).
+// debian-<suite>-<flavour> for bookworm, trixie, sid and experimental, and
+// the arm64 default guest debian-cloud-arm64. Prepare builds any suite the
+// mirror carries, for amd64 or arm64 (see CanPrepare).
 func KnownGuests() []string {
-	names := []string{}
+	names := []string{"debian-cloud-arm64"}
 	for _, f := range debianFlavours {
 		names = append(names, "debian-"+f)
 		for _, s := range standardSuites {
