@@ -17,6 +17,7 @@ import (
 
 	"github.com/kspec/kspec/guest"
 	"github.com/kspec/kspec/report"
+	"github.com/kspec/kspec/supervisor"
 )
 
 // guestRun runs the suite against one guest.
@@ -49,6 +50,7 @@ func (r *guestRun) run(ctx context.Context) *report.GuestResult {
 		r.fail("preparing the guest", err)
 		return r.g
 	}
+	r.recordCPU(ctx, ref)
 	// The guest's own listing: titles may name what its kernel has.
 	if _, cases, err := dryRun(ctx, r.su.bin, r.o.LabelFilter, r.tmp, ref); err != nil {
 		r.printf("listing the specs for this guest: %v (using the default guest's list)", err)
@@ -102,6 +104,26 @@ func (r *guestRun) fail(what string, err error) {
 	r.printf("HARNESS ERROR: %s", r.g.Error)
 	if werr := report.WriteLogs(r.runDir, r.dir, r.g); werr != nil {
 		r.printf("writing console logs: %v", werr)
+	}
+}
+
+// recordCPU records the guest's architecture and the version of the QEMU
+// its suite boots it with ($KSPEC_QEMU, else the architecture's emulator):
+// a run over amd64 and arm64 guests uses two QEMU binaries.
+func (r *guestRun) recordCPU(ctx context.Context, ref string) {
+	spec, err := guest.Lookup(ref, r.o.Cache)
+	if err != nil {
+		return // the suite reports it
+	}
+	cpu, err := spec.CPU()
+	if err != nil {
+		return
+	}
+	r.g.Arch = cpu.Name()
+	if v, err := supervisor.QEMUVersion(ctx, cmp.Or(os.Getenv("KSPEC_QEMU"), cpu.QEMU())); err == nil {
+		r.g.QEMU = v.String()
+	} else {
+		r.printf("QEMU version unknown: %v", err)
 	}
 }
 

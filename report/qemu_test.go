@@ -34,3 +34,30 @@ func TestSummaryNamesQEMU(t *testing.T) {
 		}
 	}
 }
+
+// A guest of another architecture ran under another emulator: its line
+// names both; a guest under the run's QEMU repeats nothing.
+func TestSummaryNamesEachGuestsQEMU(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
+	s := &Summary{Run: "r1", Started: t0, Finished: t0.Add(time.Minute), QEMU: "7.2.22", Guests: []*GuestResult{
+		{Guest: "debian-cloud", Kernel: "6.1.0-57-cloud-amd64", Arch: "x86_64", QEMU: "7.2.22"},
+		{Guest: "debian-cloud-arm64", Kernel: "6.1.0-57-cloud-arm64", Arch: "aarch64", QEMU: "7.2.21"},
+	}}
+	var b strings.Builder
+	if err := WriteText(&b, s, ""); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	for _, l := range lines {
+		switch {
+		case strings.Contains(l, "debian-cloud-arm64"):
+			if !strings.Contains(l, "[aarch64, QEMU 7.2.21]") {
+				t.Errorf("arm64 line %q lacks its QEMU", l)
+			}
+		case strings.Contains(l, "debian-cloud "):
+			if strings.Contains(l, "QEMU") {
+				t.Errorf("amd64 line %q repeats the run's QEMU", l)
+			}
+		}
+	}
+}

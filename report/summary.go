@@ -64,6 +64,11 @@ type GuestResult struct {
 	Kernel string `json:"kernel"`
 	// BuildID is the vmlinux's GNU build ID.
 	BuildID string `json:"build_id,omitempty"`
+	// Arch is the guest's CPU architecture ("x86_64", "aarch64"); QEMU the
+	// version of the emulator that ran it (Summary.QEMU is the default
+	// architecture's).
+	Arch string `json:"arch,omitempty"`
+	QEMU string `json:"qemu,omitempty"`
 	// Packages are the Debian packages the guest was built from.
 	Packages []Package `json:"packages,omitempty"`
 	// Prepared says what preparing the guest did: "built", "already

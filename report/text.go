@@ -80,6 +80,9 @@ func WriteText(w io.Writer, s *Summary, runDir string) error {
 		if g.BootSeconds > 0 {
 			fmt.Fprintf(&b, "  (boot %.1fs, run %.0fs)", g.BootSeconds, g.Seconds)
 		}
+		if g.QEMU != "" && g.QEMU != s.QEMU {
+			fmt.Fprintf(&b, "  [%s, QEMU %s]", g.Arch, g.QEMU)
+		}
 		b.WriteString("\n")
 		if g.Fallback != "" {
 			fmt.Fprintf(&b, "  %-25s note: %s\n", "", g.Fallback)
