@@ -222,14 +222,14 @@ func TestSuiteLayers(t *testing.T) {
 // dpkg hidden from PATH, each twice. It runs only with KSPEC_TEST_PREPARE=1.
 func TestPrepareNetwork(t *testing.T) {
 	if os.Getenv("KSPEC_TEST_PREPARE") != "1" {
-		t.Skip("set KSPEC_TEST_PREPARE=1 to download and prepare debian-cloud and debian-sid-cloud into a temporary cache")
+		t.Skip("set KSPEC_TEST_PREPARE=1 to download and prepare debian-cloud, debian-sid-cloud and debian-cloud-arm64 into a temporary cache")
 	}
 	t.Setenv("PATH", t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cache := t.TempDir()
 	progress := writerFunc(func(p []byte) (int, error) { t.Logf("%s", strings.TrimSpace(string(p))); return len(p), nil })
-	for _, name := range []string{"debian-cloud", "debian-sid-cloud"} {
+	for _, name := range []string{"debian-cloud", "debian-sid-cloud", "debian-cloud-arm64"} {
 		spec, res, err := Prepare(ctx, name, PrepareOptions{CacheDir: cache, Progress: progress})
 		if err != nil {
 			t.Fatal(err)
@@ -273,6 +273,48 @@ func TestPrepareNetwork(t *testing.T) {
 	}
 	if os.Getenv("KSPEC_TEST_KEEP") != "" {
 		os.CopyFS(os.Getenv("KSPEC_TEST_KEEP"), os.DirFS(cache))
+	}
+}
+
+// prepare --source from the real archive: the kernel's exact
+// linux-source, unpacked (here by the Go decoder: PATH hides xz), holds the
+// file and line the vmlinux names for do_mkdirat; a second prepare does
+// nothing; nothing temporary is left.
+func TestPrepareSourceNetwork(t *testing.T) {
+	if os.Getenv("KSPEC_TEST_PREPARE") != "1" {
+		t.Skip("set KSPEC_TEST_PREPARE=1 to download debian-cloud and its linux-source (≈420 MB) into a temporary cache")
+	}
+	t.Setenv("PATH", t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cache := t.TempDir()
+	progress := writerFunc(func(p []byte) (int, error) { t.Logf("%s", strings.TrimSpace(string(p))); return len(p), nil })
+	start := time.Now()
+	spec, res, err := Prepare(ctx, "debian-cloud", PrepareOptions{CacheDir: cache, Progress: progress, Source: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("prepare --source took %v", time.Since(start))
+	if res.Source == nil {
+		t.Fatalf("Prepare with Source recorded no source: %+v", res)
+	}
+	tree, err := SourceTree(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	namei, err := os.ReadFile(filepath.Join(tree, "fs", "namei.c"))
+	if err != nil || !strings.Contains(string(namei), "int do_mkdirat(") {
+		t.Errorf("%s/fs/namei.c: %v (do_mkdirat in it: %v)", tree, err, strings.Contains(string(namei), "int do_mkdirat("))
+	}
+	start = time.Now()
+	if _, res2, err := Prepare(ctx, "debian-cloud", PrepareOptions{CacheDir: cache, Progress: progress, Source: true}); err != nil || res2.Built {
+		t.Errorf("second prepare --source = %+v, %v", res2, err)
+	}
+	t.Logf("second prepare --source took %v", time.Since(start))
+	left, _ := filepath.Glob(filepath.Join(cache, "sources", "*", ".tmp-*"))
+	more, _ := filepath.Glob(filepath.Join(guestDir(cache, "debian-cloud"), ".tmp-*"))
+	if len(left)+len(more) != 0 {
+		t.Errorf("temporary directories left: %v %v", left, more)
 	}
 }
 
