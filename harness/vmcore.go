@@ -27,16 +27,26 @@ type Vmcore struct {
 	Duration time.Duration
 	// Symbols is the vmlinux to open it with.
 	Symbols string
+	// GDB is the gdb that reads the guest's CPU ("gdb", "gdb-multiarch");
+	// "" means "gdb". Another CPU's core needs a crash built for that CPU.
+	GDB string
 }
 
 // String describes the core and how to open it.
 func (v Vmcore) String() string {
+	gdb := v.GDB
+	if gdb == "" {
+		gdb = "gdb"
+	}
 	s := fmt.Sprintf("%s (%s, %d bytes for %d MiB of guest memory, written in %s)\n  open with: crash %s %s",
 		v.Path, v.Format, v.Bytes, v.GuestBytes>>20, v.Duration.Round(time.Millisecond), shellQuote(v.Symbols), shellQuote(v.Path))
-	if v.Format == qmp.DumpELF {
-		return s + fmt.Sprintf("\n  or:        gdb %s %s", shellQuote(v.Symbols), shellQuote(v.Path))
+	if gdb != "gdb" {
+		s += "\n             (a crash built for the guest's CPU: Debian's reads only its own architecture's cores)"
 	}
-	return s + "\n  (gdb cannot read kdump cores; KSPEC_VMCORE_FORMAT=elf writes an ELF core gdb reads)"
+	if v.Format == qmp.DumpELF {
+		return s + fmt.Sprintf("\n  or:        %s %s %s", gdb, shellQuote(v.Symbols), shellQuote(v.Path))
+	}
+	return s + "\n  (" + gdb + " cannot read kdump cores; KSPEC_VMCORE_FORMAT=elf writes an ELF core " + gdb + " reads)"
 }
 
 // Vmcore writes a core of the guest's memory to path with QMP
@@ -120,7 +130,7 @@ func (t *Target) Vmcore(ctx context.Context, path string) (Vmcore, error) {
 	if err != nil {
 		return Vmcore{}, &HarnessError{Op: op, Err: err}
 	}
-	return Vmcore{Path: abs, Format: format, Bytes: fi.Size(), GuestBytes: st.Total, Duration: took, Symbols: t.spec.Symbols}, nil
+	return Vmcore{Path: abs, Format: format, Bytes: fi.Size(), GuestBytes: st.Total, Duration: took, Symbols: t.spec.Symbols, GDB: t.arch().GDB()}, nil
 }
 
 // FailureDir returns (and creates) the log directory of a failed spec:

@@ -167,3 +167,35 @@ func TestVmcoreAtMkdirOpensInCrashAndGDB(t *testing.T) {
 		t.Errorf("gdb did not read release %s", tg.Spec().Version)
 	}
 }
+
+// How to open a core: crash always; the guest CPU's gdb for an ELF core,
+// and a word that Debian's crash reads only its own architecture.
+func TestVmcoreString(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		v       Vmcore
+		want    []string
+		notWant []string
+	}{
+		{"amd64 kdump", Vmcore{Path: "/l/vmcore", Format: "kdump-zlib", Symbols: "/g/vmlinux", GDB: "gdb"},
+			[]string{"open with: crash /g/vmlinux /l/vmcore", "gdb cannot read kdump cores"}, []string{"built for"}},
+		{"amd64 elf, GDB unset", Vmcore{Path: "/l/vmcore", Format: "elf", Symbols: "/g/vmlinux"},
+			[]string{"or:        gdb /g/vmlinux /l/vmcore"}, []string{"built for"}},
+		{"arm64 elf", Vmcore{Path: "/l/vmcore", Format: "elf", Symbols: "/g/vmlinux", GDB: "gdb-multiarch"},
+			[]string{"or:        gdb-multiarch /g/vmlinux /l/vmcore", "a crash built for the guest's CPU"}, nil},
+		{"arm64 kdump", Vmcore{Path: "/l/vmcore", Format: "kdump-zlib", Symbols: "/g/vmlinux", GDB: "gdb-multiarch"},
+			[]string{"gdb-multiarch cannot read kdump cores"}, nil},
+	} {
+		s := tc.v.String()
+		for _, w := range tc.want {
+			if !strings.Contains(s, w) {
+				t.Errorf("%s: %q lacks %q", tc.name, s, w)
+			}
+		}
+		for _, w := range tc.notWant {
+			if strings.Contains(s, w) {
+				t.Errorf("%s: %q has %q", tc.name, s, w)
+			}
+		}
+	}
+}
