@@ -212,9 +212,10 @@ func startOnce(ctx context.Context, cfg Config, qemuPath, imgPath, accel string)
 		_ = m.stderr.Close()
 	}}
 	if err := writePIDFile(p.PIDFile, os.Getpid(), m.pid); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			// QEMU's /proc entry is gone: it died (e.g. aborted under
-			// KVM) and m.wait has reaped it, so m.done is about to close.
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			// QEMU's /proc entry is gone (ENOENT), or went while it was
+			// read (ESRCH): it died (e.g. aborted under KVM) and m.wait
+			// has reaped it, so m.done is about to close.
 			<-m.done
 			ee := *m.lastExit
 			ee.DuringStart = true
