@@ -2,8 +2,6 @@ package archive
 
 import (
 	"archive/tar"
-	"bufio"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,8 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 	"pault.ag/go/debian/deb"
 )
 
@@ -64,32 +60,12 @@ func Extract(ctx context.Context, debPath string, match Matcher, dst string, mod
 		return nil, err
 	}
 	in := &ctxReader{ctx: ctx, r: data.Data}
-	var dec io.Reader
-	switch ext := path.Ext(data.Name); ext {
-	case ".xz":
-		xr, err := xz.NewReader(bufio.NewReaderSize(in, 1<<20))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", debPath, data.Name, err)
-		}
-		dec = xr
-	case ".gz":
-		zr, err := gzip.NewReader(bufio.NewReaderSize(in, 1<<20))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", debPath, data.Name, err)
-		}
-		dec = zr
-	case ".zst":
-		zr, err := zstd.NewReader(bufio.NewReaderSize(in, 1<<20), zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", debPath, data.Name, err)
-		}
-		defer zr.Close()
-		dec = zr
-	case ".tar":
-		dec = in
-	default:
-		return nil, fmt.Errorf("%s: data member %s is compressed with %s, which kspec does not read", debPath, data.Name, ext)
+	// The Go decoder: Extract stops reading at the member it wants.
+	dec, closeDec, _, err := decompress(ctx, in, path.Ext(data.Name), DecoderGo)
+	if err != nil {
+		return nil, fmt.Errorf("%s: data member %s: %w", debPath, data.Name, err)
 	}
+	defer closeDec()
 
 	if say == nil {
 		say = func(string, ...any) {}

@@ -305,6 +305,11 @@ func untar(ctx context.Context, tr *tar.Reader, dst string, res *TreeResult, wri
 			if path.IsAbs(hdr.Linkname) {
 				return fmt.Errorf("entry %q is a symbolic link to the absolute path %q", hdr.Name, hdr.Linkname)
 			}
+			// A relative link that climbs out would let a later entry
+			// be written through it, outside dst.
+			if to := path.Join(path.Dir(rel), hdr.Linkname); to == ".." || strings.HasPrefix(to, "../") {
+				return fmt.Errorf("entry %q is a symbolic link outside the tree (%q)", hdr.Name, hdr.Linkname)
+			}
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 				return err
 			}

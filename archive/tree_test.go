@@ -106,6 +106,7 @@ func TestExtractTreeRefuses(t *testing.T) {
 	}{
 		{"absolute symbolic link", []archivetest.File{{Path: "x", Link: "/etc/passwd"}}, "absolute path"},
 		{"hard link outside the tree", []archivetest.File{{Path: "x", Link: "hard:../../etc/passwd"}}, "hard link outside the tree"},
+		{"symbolic link climbing out", []archivetest.File{{Path: "a/x", Link: "../../etc"}}, "symbolic link outside the tree"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			deb := writeSourceDeb(t, tc.files, "xz")

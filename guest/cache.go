@@ -88,13 +88,13 @@ func guestDir(cacheDir, name string) string {
 }
 
 // prepareCommand is the command that prepares a guest, for messages.
-func prepareCommand(name, cacheDir string, force bool) string {
+func prepareCommand(name, cacheDir string, flags ...string) string {
 	args := "guest prepare"
 	if name != defaultGuest {
 		args += " --guest " + name
 	}
-	if force {
-		args += " --force"
+	for _, f := range flags {
+		args += " " + f
 	}
 	env := ""
 	if def, err := DefaultCacheDir(); err == nil && def != cacheDir {
@@ -129,7 +129,7 @@ func Find(name, cacheDir string) (*Spec, error) {
 				ErrNotPrepared, name, cacheDir, quoteList(KnownGuests()))
 		}
 		return nil, fmt.Errorf("%w: guest %s is not in the cache %s; prepare it with %s",
-			ErrNotPrepared, name, cacheDir, prepareCommand(name, cacheDir, false))
+			ErrNotPrepared, name, cacheDir, prepareCommand(name, cacheDir))
 	}
 	return loadPrepared(filepath.Join(guestDir(cacheDir, name), versions[0]), name, cacheDir)
 }
@@ -196,7 +196,7 @@ func splitRun(s string, digits bool) (string, string) {
 func loadPrepared(dir, name, cacheDir string) (*Spec, error) {
 	damaged := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s; prepare it again with %s", ErrCorrupt, dir, fmt.Sprintf(format, args...),
-			prepareCommand(name, cacheDir, true))
+			prepareCommand(name, cacheDir, "--force"))
 	}
 	m, err := readManifest(dir)
 	if err != nil {

@@ -110,12 +110,14 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 	}()
 	removeStale(gdir, say)
 
-	var (
-		client *archive.Client
-		src    sources
-		srcErr error
-	)
-	spec, res, err := prepareLocked(ctx, name, g, gdir, cacheDir, opts, start, say, &client, &src, &srcErr)
+	job := sourceJob{cacheDir: cacheDir, decoder: opts.SourceDecoder, say: say, lockGuest: func() (func(), error) {
+		l, err := lockGuest(ctx, gdir, say)
+		if err != nil {
+			return nil, err
+		}
+		return l.unlock, nil
+	}}
+	spec, res, err := prepareLocked(ctx, name, g, gdir, cacheDir, opts, start, say, &job)
 	if err != nil || !opts.Source {
 		return spec, res, err
 	}
@@ -124,14 +126,8 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 	// taken again to record it in the manifest.
 	lock.unlock()
 	locked = false
-	rec, err := prepareSource(ctx, sourceJob{cacheDir: cacheDir, vdir: res.Dir, client: client, src: src, srcErr: srcErr,
-		decoder: opts.SourceDecoder, say: say, lockGuest: func() (func(), error) {
-			l, err := lockGuest(ctx, gdir, say)
-			if err != nil {
-				return nil, err
-			}
-			return l.unlock, nil
-		}})
+	job.vdir = res.Dir
+	rec, err := prepareSource(ctx, job)
 	if err != nil {
 		return spec, res, fmt.Errorf("guest: preparing the kernel source of %s: %w", name, err)
 	}
@@ -142,11 +138,11 @@ func Prepare(ctx context.Context, name string, opts PrepareOptions) (*Spec, Prep
 	return spec, res, nil
 }
 
-// prepareLocked is Prepare once the guest's lock is held; it reports the
-// archive client and the suites it read (for the source step) through
-// client, srcOut and srcErrOut.
+// prepareLocked is Prepare once the guest's lock is held; it records the
+// archive client and the suites it read (or why it could not) in job, for
+// the source step.
 func prepareLocked(ctx context.Context, name string, g debianGuest, gdir, cacheDir string, opts PrepareOptions, start time.Time,
-	say func(string, ...any), clientOut **archive.Client, srcOut *sources, srcErrOut *error) (*Spec, PrepareResult, error) {
+	say func(string, ...any), job *sourceJob) (*Spec, PrepareResult, error) {
 	var res PrepareResult
 	// fallback returns the newest prepared version after a failure to
 	// resolve or build the newest one, or the failure if there is none.
@@ -179,14 +175,14 @@ func prepareLocked(ctx context.Context, name string, g debianGuest, gdir, cacheD
 
 	mirror, security, keyring := mirrorFromEnv(opts)
 	client := &archive.Client{CacheDir: filepath.Join(cacheDir, "archive"), Keyring: keyring, Say: say}
-	*clientOut = client
+	job.client = client
 	say("resolving %s: %s of Debian %s (%s) at %s", name, g.Meta(), g.Suite, g.Arch, mirror)
 	src, err := readSources(ctx, client, g, mirror, security, say)
 	if err != nil {
-		*srcErrOut = err
+		job.srcErr = err
 		return fallback(err)
 	}
-	*srcOut = src
+	job.src = src
 	r, err := resolveDebian(src, g)
 	if err != nil {
 		return fallback(err)

@@ -88,7 +88,7 @@ func SourceTree(spec *Spec) (string, error) {
 
 // sourceCommand is the command that prepares a guest's source tree.
 func sourceCommand(name, cacheDir string) string {
-	return strings.ReplaceAll(prepareCommand(name, cacheDir, false), "guest prepare", "guest prepare --source")
+	return prepareCommand(name, cacheDir, "--source")
 }
 
 // readSourceMarker reads a source directory's marker and checks that it
