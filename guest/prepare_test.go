@@ -3,6 +3,7 @@ package guest
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -217,18 +218,11 @@ func TestSuiteLayers(t *testing.T) {
 }
 
 // TestPrepareNetwork prepares bookworm's debian-cloud (old packaging
-// layout) and debian-sid-cloud (new layout) for real from Debian's archive
-// into a temporary cache (about 300 and 370 MB of downloads), with apt and
-// dpkg hidden from PATH, each twice. It runs only with KSPEC_TEST_PREPARE=1.
+// layout), debian-sid-cloud (new layout) and debian-cloud-arm64 for real
+// from Debian's archive into a temporary cache (about 300, 370 and 330 MB of
+// downloads), with apt and dpkg hidden from PATH, each twice. It runs only with KSPEC_TEST_PREPARE=1.
 func TestPrepareNetwork(t *testing.T) {
-	if os.Getenv("KSPEC_TEST_PREPARE") != "1" {
-		t.Skip("set KSPEC_TEST_PREPARE=1 to download and prepare debian-cloud, debian-sid-cloud and debian-cloud-arm64 into a temporary cache")
-	}
-	t.Setenv("PATH", t.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	cache := t.TempDir()
-	progress := writerFunc(func(p []byte) (int, error) { t.Logf("%s", strings.TrimSpace(string(p))); return len(p), nil })
+	ctx, cache, progress := networkPrepare(t, "download and prepare debian-cloud, debian-sid-cloud and debian-cloud-arm64")
 	for _, name := range []string{"debian-cloud", "debian-sid-cloud", "debian-cloud-arm64"} {
 		spec, res, err := Prepare(ctx, name, PrepareOptions{CacheDir: cache, Progress: progress})
 		if err != nil {
@@ -281,14 +275,7 @@ func TestPrepareNetwork(t *testing.T) {
 // file and line the vmlinux names for do_mkdirat; a second prepare does
 // nothing; nothing temporary is left.
 func TestPrepareSourceNetwork(t *testing.T) {
-	if os.Getenv("KSPEC_TEST_PREPARE") != "1" {
-		t.Skip("set KSPEC_TEST_PREPARE=1 to download debian-cloud and its linux-source (≈420 MB) into a temporary cache")
-	}
-	t.Setenv("PATH", t.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	cache := t.TempDir()
-	progress := writerFunc(func(p []byte) (int, error) { t.Logf("%s", strings.TrimSpace(string(p))); return len(p), nil })
+	ctx, cache, progress := networkPrepare(t, "download debian-cloud and its linux-source (≈420 MB)")
 	start := time.Now()
 	spec, res, err := Prepare(ctx, "debian-cloud", PrepareOptions{CacheDir: cache, Progress: progress, Source: true})
 	if err != nil {
@@ -316,6 +303,22 @@ func TestPrepareSourceNetwork(t *testing.T) {
 	if len(left)+len(more) != 0 {
 		t.Errorf("temporary directories left: %v %v", left, more)
 	}
+}
+
+// networkPrepare is the set-up of a test that prepares guests from the real
+// archive: it runs only with KSPEC_TEST_PREPARE=1 (what says what it
+// downloads), hides apt, dpkg and xz from PATH, and returns a context, an
+// empty cache and a progress writer into the test's log.
+func networkPrepare(t *testing.T, what string) (context.Context, string, io.Writer) {
+	t.Helper()
+	if os.Getenv("KSPEC_TEST_PREPARE") != "1" {
+		t.Skipf("set KSPEC_TEST_PREPARE=1 to %s into a temporary cache", what)
+	}
+	t.Setenv("PATH", t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	t.Cleanup(cancel)
+	progress := writerFunc(func(p []byte) (int, error) { t.Logf("%s", strings.TrimSpace(string(p))); return len(p), nil })
+	return ctx, t.TempDir(), progress
 }
 
 func TestInstall(t *testing.T) {

@@ -274,7 +274,6 @@ func sortedKeys(m map[string][]string) []string {
 	return keys
 }
 
-// excerpt returns the first n lines of a file.
 // logSections reads the "--- title ---" sections of a spec's log (see
 // specLog), the first of each title (the first run's).
 func logSections(file string) map[string]string {
@@ -369,6 +368,7 @@ func underRun(p, runDir, guest string) (string, bool) {
 	return strings.Join(parts, "/"), true
 }
 
+// excerpt returns the first n lines of a file.
 func excerpt(file string, n int) (string, bool) {
 	f, err := os.Open(file)
 	if err != nil {

@@ -47,17 +47,22 @@ func TestSummaryNamesEachGuestsQEMU(t *testing.T) {
 	if err := WriteText(&b, s, ""); err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(b.String(), "\n")
-	for _, l := range lines {
+	seen := 0
+	for _, l := range strings.Split(b.String(), "\n") {
 		switch {
 		case strings.Contains(l, "debian-cloud-arm64"):
+			seen++
 			if !strings.Contains(l, "[aarch64, QEMU 7.2.21]") {
 				t.Errorf("arm64 line %q lacks its QEMU", l)
 			}
 		case strings.Contains(l, "debian-cloud "):
+			seen++
 			if strings.Contains(l, "QEMU") {
 				t.Errorf("amd64 line %q repeats the run's QEMU", l)
 			}
 		}
+	}
+	if seen != 2 {
+		t.Errorf("%d guest lines in\n%s", seen, b.String())
 	}
 }

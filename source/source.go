@@ -86,7 +86,7 @@ func New(root string, units func(yield func(Unit) bool) error) (*Tree, error) {
 			if !abs {
 				full = path.Join(u.CompDir, u.Name)
 			}
-			if p, ok := t.prefixOf(full); ok {
+			if p, _, ok := t.prefixOf(full); ok {
 				learned[abs] = true
 				if !slices.Contains(t.prefixes, p) {
 					t.prefixes = append(t.prefixes, p)
@@ -112,20 +112,21 @@ func (t *Tree) Prefixes() []string { return slices.Clone(t.prefixes) }
 
 // prefixOf finds the directory full is under by looking for the longest
 // tail of full (at least two components: "fs/namei.c") that exists in the
-// tree; the rest is the prefix ("" for a name relative to the root).
-func (t *Tree) prefixOf(full string) (string, bool) {
+// tree: it returns that prefix ("" for a name relative to the root) and
+// the tree's file.
+func (t *Tree) prefixOf(full string) (prefix, file string, ok bool) {
 	parts := strings.Split(strings.TrimPrefix(path.Clean(full), "/"), "/")
 	for i := 0; i+2 <= len(parts); i++ {
 		rest := strings.Join(parts[i:], "/")
-		if inTree(rest) && isFile(filepath.Join(t.root, filepath.FromSlash(rest))) {
+		if f := filepath.Join(t.root, filepath.FromSlash(rest)); inTree(rest) && isFile(f) {
 			p := strings.Join(parts[:i], "/")
 			if path.IsAbs(full) {
 				p = "/" + p
 			}
-			return p, true
+			return p, f, true
 		}
 	}
-	return "", false
+	return "", "", false
 }
 
 // Path returns the file of the tree that the debug info's file name
@@ -173,16 +174,8 @@ func (t *Tree) lookup(file string) string {
 			return f
 		}
 	}
-	if _, ok := t.prefixOf(clean); ok {
-		parts := strings.Split(strings.TrimPrefix(clean, "/"), "/")
-		for i := 0; i+2 <= len(parts); i++ {
-			rest := strings.Join(parts[i:], "/")
-			if f := filepath.Join(t.root, filepath.FromSlash(rest)); inTree(rest) && isFile(f) {
-				return f
-			}
-		}
-	}
-	return ""
+	_, f, _ := t.prefixOf(clean) // "" when no tail of it is in the tree
+	return f
 }
 
 // Line returns the text of line n (1-based) of a file the debug info

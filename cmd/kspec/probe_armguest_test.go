@@ -68,6 +68,9 @@ func TestProbeArm64MatchesGDBMultiarch(t *testing.T) {
 	if hit.Comm != "mkdir" {
 		t.Errorf("comm %q, want mkdir (errors: %v)", hit.Comm, hit.Errors)
 	}
+	if len(hit.Backtrace) == 0 {
+		t.Fatalf("no backtrace (errors: %v)", hit.Errors)
+	}
 	var fns []string
 	for _, f := range hit.Backtrace {
 		fns = append(fns, f.Function)
