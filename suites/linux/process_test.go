@@ -68,7 +68,7 @@ var _ = Describe("processes", Label("process"), func() {
 		Expect(taskComm(ctx, task)).To(Equal("sleep"))
 		Expect(taskTGID(ctx, task)).To(Equal(pid))
 		cmd.finish(ctx)
-		Expect(shellWithin(ctx, 10*time.Second, "until [ -s /tmp/kspec-sleep.status ]; do :; done; cat /tmp/kspec-sleep.status")).To(Equal("143\n"), "128 + SIGTERM")
+		Expect(shellWithin(ctx, 10*time.Second, "until [ -s /tmp/kspec-sleep.status ]; do "+yield+"; done; cat /tmp/kspec-sleep.status")).To(Equal("143\n"), "128 + SIGTERM")
 	}, SpecTimeout(time.Minute))
 })
 
@@ -140,6 +140,13 @@ var _ = Describe("kernel state", Label("kernel"), func() {
 	}, SpecTimeout(time.Minute))
 })
 
+// yield is the body of a guest-side wait loop: it gives the single vCPU
+// back between checks. A loop of ':' spins; on Linux 7.3-rc the spin
+// starved the RCU kthread (an RCU stall) while the files its checks
+// opened, freed through RCU, piled up until the OOM killer took the
+// background shell.
+const yield = "sleep 0.01"
+
 // backgroundSleep starts a sleep in the background and returns its PID. A
 // non-interactive shell waits for it and writes its exit status to
 // /tmp/kspec-sleep.status.
@@ -147,8 +154,8 @@ func backgroundSleep(ctx SpecContext) int {
 	GinkgoHelper()
 	shell(ctx, `sh -c 'sleep 60 & echo $! > /tmp/kspec-sleep.pid; wait $!; echo $? > /tmp/kspec-sleep.status' > /dev/null 2>&1 &`)
 	// The child is a forked shell until it has exec'd sleep: wait for that.
-	out := shell(ctx, `until [ -s /tmp/kspec-sleep.pid ]; do :; done; read p < /tmp/kspec-sleep.pid
-until read c < /proc/$p/comm && [ "$c" = sleep ]; do :; done; echo $p`)
+	out := shell(ctx, `until [ -s /tmp/kspec-sleep.pid ]; do `+yield+`; done; read p < /tmp/kspec-sleep.pid
+until read c < /proc/$p/comm && [ "$c" = sleep ]; do `+yield+`; done; echo $p`)
 	pid, err := strconv.Atoi(strings.TrimSpace(out))
 	Expect(err).NotTo(HaveOccurred(), "pid %q", out)
 	return pid
